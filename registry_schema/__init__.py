@@ -1,0 +1,13 @@
+"""The persistent schema of the registry: SQLAlchemy 2.0 tables and Alembic migrations."""
+
+from registry_schema.tables import (
+    Base,
+    NodeSetting,
+    ObjectAuthor,
+    ObjectCode,
+    ObjectReferenceId,
+    Patient,
+    RegistryObjectRow,
+)
+
+__all__ = ["Base", "NodeSetting", "ObjectAuthor", "ObjectCode", "ObjectReferenceId", "Patient", "RegistryObjectRow"]

@@ -1,0 +1,126 @@
+"""Registry tables: one row per registry object with its ebRIM XML and promoted search keys.
+
+Theory of operation (ARCHITECTURE.md §4): every object keeps its full ebRIM XML in ``xml`` so LeafClass answers
+are concatenations of stored bytes. Everything a stored query filters on is promoted to an indexed column of
+``registry_object`` (patient, status, kind, uniqueId, times, association ends) or to a side table (coded
+values, author persons, referenceIdList values), so no query self-joins a generic slot table.
+
+Times are stored as 14-digit padded DTM strings (``YYYYMMDDhhmmss``), which order lexically.
+
+References
+----------
+ITI TF-2 §3.18.4.1.2.3.7 (the parameters each stored query filters on).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, MetaData, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+_NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_ID = String(256)
+_KEY = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a fixed constraint naming convention (stable migrations)."""
+
+    metadata = MetaData(naming_convention=_NAMING)
+
+
+class RegistryObjectRow(Base):
+    """One DocumentEntry (``DE``), SubmissionSet (``SS``), Folder (``FD``) or Association (``AS``)."""
+
+    __tablename__ = "registry_object"
+
+    seq: Mapped[int] = mapped_column(_KEY, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(_ID, unique=True)
+    lid: Mapped[str] = mapped_column(_ID, index=True)
+    kind: Mapped[str] = mapped_column(String(2))
+    object_type: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    patient_id: Mapped[str | None] = mapped_column(_ID)
+    unique_id: Mapped[str | None] = mapped_column(String(128))
+    hash: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    repository_unique_id: Mapped[str | None] = mapped_column(String(64))
+    home: Mapped[str | None] = mapped_column(String(128))
+    creation_time: Mapped[str | None] = mapped_column(String(14))
+    service_start_time: Mapped[str | None] = mapped_column(String(14))
+    service_stop_time: Mapped[str | None] = mapped_column(String(14))
+    submission_time: Mapped[str | None] = mapped_column(String(14))
+    last_update_time: Mapped[str | None] = mapped_column(String(14))
+    source_id: Mapped[str | None] = mapped_column(String(128))
+    assoc_type: Mapped[str | None] = mapped_column(String(80))
+    source_object: Mapped[str | None] = mapped_column(_ID, index=True)
+    target_object: Mapped[str | None] = mapped_column(_ID, index=True)
+    xml: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        UniqueConstraint("unique_id", "version"),
+        Index("ix_registry_object_patient", "patient_id", "kind", "status", "creation_time"),
+    )
+
+
+class ObjectCode(Base):
+    """A coded value of an object: ``value`` is ``code^^codingScheme`` (the stored-query form)."""
+
+    __tablename__ = "object_code"
+
+    object_seq: Mapped[int] = mapped_column(
+        _KEY, ForeignKey("registry_object.seq", ondelete="CASCADE"), primary_key=True
+    )
+    scheme: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(320), primary_key=True)
+
+    __table_args__ = (Index("ix_object_code_lookup", "scheme", "value", "object_seq"),)
+
+
+class ObjectAuthor(Base):
+    """An author person (XCN as sent) of a DocumentEntry or SubmissionSet."""
+
+    __tablename__ = "object_author"
+
+    object_seq: Mapped[int] = mapped_column(
+        _KEY, ForeignKey("registry_object.seq", ondelete="CASCADE"), primary_key=True
+    )
+    person: Mapped[str] = mapped_column(String(320), primary_key=True, index=True)
+
+
+class ObjectReferenceId(Base):
+    """One referenceIdList value (CXi) of a DocumentEntry."""
+
+    __tablename__ = "object_reference_id"
+
+    object_seq: Mapped[int] = mapped_column(
+        _KEY, ForeignKey("registry_object.seq", ondelete="CASCADE"), primary_key=True
+    )
+    value: Mapped[str] = mapped_column(String(320), primary_key=True, index=True)
+
+
+class Patient(Base):
+    """A patient id fed to the registry (``xds patient add``; later ITI-8/ITI-44)."""
+
+    __tablename__ = "patient"
+
+    id: Mapped[str] = mapped_column(_ID, primary_key=True)
+    added: Mapped[str] = mapped_column(String(32))
+
+
+class NodeSetting(Base):
+    """Node identities generated once and kept (homeCommunityId, repositoryUniqueId)."""
+
+    __tablename__ = "node_setting"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(512))
+
+
+__all__ = ["Base", "NodeSetting", "ObjectAuthor", "ObjectCode", "ObjectReferenceId", "Patient", "RegistryObjectRow"]

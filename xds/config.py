@@ -1,0 +1,126 @@
+"""Node configuration: one TOML file, defaults for every key, environment overrides.
+
+The keys of ARCHITECTURE.md §5 are a contract; keys may be added, never renamed::
+
+    [node]      host, port, data_dir, database_url, home_community_id, repository_unique_id, patient_id_policy
+    [registry]  code_lists (path to a NIST-format codes.xml), max_query_results, max_request_bytes
+    [consent]   default
+    [[communities]]
+
+Environment: ``XDS_CONFIG`` (file), ``XDS_DATA_DIR``, ``XDS_DATABASE_URL``, ``XDS_HOST``, ``XDS_PORT``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from xds.registry.patients import PatientPolicy
+
+
+class ConfigError(ValueError):
+    """The configuration file or an override is invalid."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything a node needs to start."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "./var"
+    database_url: str = ""
+    home_community_id: str = ""
+    repository_unique_id: str = ""
+    patient_id_policy: PatientPolicy = PatientPolicy.REGISTERED
+    code_lists: str = ""
+    max_query_results: int = 10_000
+    max_request_bytes: int = 64 * 1024 * 1024
+    consent_default: str = "opt-out"
+    communities: tuple[Mapping[str, Any], ...] = field(default=())
+    log_level: str = "info"
+
+    @property
+    def data_path(self) -> Path:
+        """``data_dir`` as an absolute path."""
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        """``database_url``, or a SQLite file under ``data_dir`` when it is empty."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_path / 'registry.sqlite3'}"
+
+
+_SECTIONS = {
+    "node": {"host", "port", "data_dir", "database_url", "home_community_id", "repository_unique_id",
+             "patient_id_policy", "log_level"},
+    "registry": {"code_lists", "max_query_results", "max_request_bytes"},
+}
+
+
+def _from_toml(doc: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for section, keys in _SECTIONS.items():
+        table = doc.get(section, {})
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[{section}] must be a table")
+        unknown = set(table) - keys
+        if unknown:
+            raise ConfigError(f"unknown key(s) in [{section}]: {', '.join(sorted(unknown))}")
+        out.update(table)
+    consent = doc.get("consent", {})
+    if "default" in consent:
+        out["consent_default"] = consent["default"]
+    if "communities" in doc:
+        out["communities"] = tuple(doc["communities"])
+    return out
+
+
+def _coerce(values: dict[str, Any]) -> Settings:
+    kinds = {f.name: f.type for f in fields(Settings)}
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        if kinds.get(name) == "int":
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+        kwargs[name] = value
+    if "patient_id_policy" in kwargs:
+        try:
+            kwargs["patient_id_policy"] = PatientPolicy(kwargs["patient_id_policy"])
+        except ValueError:
+            raise ConfigError("patient_id_policy must be 'registered' or 'bsn'") from None
+    if kwargs.get("consent_default", "opt-out") not in ("opt-in", "opt-out"):
+        raise ConfigError("[consent] default must be 'opt-in' or 'opt-out'")
+    return Settings(**kwargs)
+
+
+def load_settings(path: str | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read ``path`` (or ``$XDS_CONFIG``), apply environment overrides, then explicit ``overrides``."""
+    env = os.environ if env is None else env
+    path = path or env.get("XDS_CONFIG") or None
+    values: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                values = _from_toml(tomllib.load(fh))
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    for var, key in (("XDS_DATA_DIR", "data_dir"), ("XDS_DATABASE_URL", "database_url"),
+                     ("XDS_HOST", "host"), ("XDS_PORT", "port")):
+        if env.get(var):
+            values[key] = env[var]
+    values.update({k: val for k, val in overrides.items() if val is not None})
+    return _coerce(values)
+
+
+__all__ = ["ConfigError", "Settings", "load_settings", "replace"]

@@ -1,0 +1,99 @@
+"""One node: the database, the store, the node's identities and the registry contexts, composed once.
+
+This is adapter-level composition (it opens the database); services receive what they need from here.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from registry_schema import migrate
+from xds.codelists import CodeLists, parse_codes_xml
+from xds.config import ConfigError, Settings
+from xds.registry.iti18 import QueryContext
+from xds.registry.iti42 import RegistryContext
+from xds.store.sql import SqlRegistryStore, make_engine
+from xds.validation import Rules
+
+log = logging.getLogger("xds.node")
+
+
+def _generated_oid() -> str:
+    """A new globally unique OID under the UUID arc 2.25 (ISO/IEC 9834-8)."""
+    return f"2.25.{uuid.uuid4().int}"
+
+
+@dataclass
+class Node:
+    """A running node's shared state (stateless beyond the database)."""
+
+    settings: Settings
+    engine: Engine
+    store: SqlRegistryStore
+    home_community_id: str
+    repository_unique_id: str
+    code_lists: CodeLists | None
+
+    @classmethod
+    def open(cls, settings: Settings, *, upgrade: bool = True) -> Node:
+        """Open (and by default migrate) the node's database, and settle its identities."""
+        if not settings.database_url:
+            settings.data_path.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.effective_database_url)
+        if upgrade:
+            migrate.upgrade(engine)
+        store = SqlRegistryStore(engine)
+        home = settings.home_community_id or store.setting("home_community_id", f"urn:oid:{_generated_oid()}")
+        repo = settings.repository_unique_id or store.setting("repository_unique_id", _generated_oid())
+        return cls(settings, engine, store, home, repo, _code_lists(settings.code_lists))
+
+    def registry_context(self) -> RegistryContext:
+        """Context for ITI-42."""
+        rules = Rules(code_lists=self.code_lists)
+        return RegistryContext(store=self.store, rules=rules, patient_policy=self.settings.patient_id_policy)
+
+    def query_context(self) -> QueryContext:
+        """Context for ITI-18."""
+        return QueryContext(store=self.store, max_results=self.settings.max_query_results)
+
+    def health(self) -> dict[str, object]:
+        """Database reachability and schema version."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            revision = migrate.current_revision(self.engine)
+            db = "ok"
+        except Exception as exc:  # noqa: BLE001 - health reports any failure
+            revision, db = None, f"error: {type(exc).__name__}"
+        head = migrate.head_revision()
+        ok = db == "ok" and revision == head
+        return {
+            "status": "ok" if ok else "error",
+            "database": db,
+            "database_backend": self.engine.dialect.name,
+            "schema_version": revision,
+            "schema_head": head,
+            "home_community_id": self.home_community_id,
+            "repository_unique_id": self.repository_unique_id,
+        }
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.engine.dispose()
+
+
+def _code_lists(path: str) -> CodeLists | None:
+    if not path:
+        return None
+    try:
+        return parse_codes_xml(Path(path).read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read code lists {path}: {exc.strerror}") from None
+
+
+__all__ = ["Node"]

@@ -1,0 +1,227 @@
+"""The SQLAlchemy registry store: SQLite (embedded default) and PostgreSQL behind one code path.
+
+Theory of operation: a submission runs in one transaction (:meth:`SqlRegistryStore.transaction`). On SQLite
+the write transaction starts with ``BEGIN IMMEDIATE`` so concurrent writers queue on the database lock
+instead of failing half-way; on PostgreSQL the unique constraint on ``(unique_id, version)`` decides which of
+two concurrent submissions of one uniqueId wins, and the loser gets XDSDuplicateUniqueIdInRegistry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from registry_schema.tables import NodeSetting, ObjectAuthor, ObjectCode, ObjectReferenceId, Patient, RegistryObjectRow
+from xds import vocabulary as v
+from xds.ebrim.encode import to_bytes
+from xds.errors import DuplicateUniqueIdInRegistry
+from xds.model.hl7 import DTM
+from xds.model.metadata import Association, DocumentEntry, Folder, RegistryObject, SubmissionSet
+from xds.registry.ports import (
+    KIND_ASSOCIATION,
+    KIND_DOCUMENT,
+    KIND_FOLDER,
+    KIND_SUBMISSION_SET,
+    StoredObject,
+)
+from xds.registry.sq_params import ParsedQuery
+from xds.store import queries
+from xds.store.queries import COLUMNS, RO, to_objects
+
+OC = ObjectCode.__table__
+OA = ObjectAuthor.__table__
+OREF = ObjectReferenceId.__table__
+PAT = Patient.__table__
+NS = NodeSetting.__table__
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and immediate write locks."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True)
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+        cur.execute(f"PRAGMA {pragma}")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+
+def _dtm(value: DTM | None) -> str | None:
+    return None if value is None else value.padded
+
+
+def _row(obj: RegistryObject) -> dict[str, Any]:
+    """Promoted search keys of one object (registry_schema.tables.RegistryObjectRow)."""
+    row: dict[str, Any] = {
+        "id": obj.id, "lid": obj.lid or obj.id, "status": obj.status, "home": obj.home or None,
+        "version": int(obj.version_name) if obj.version_name.isdigit() else 1, "xml": to_bytes(obj),
+        "object_type": None, "patient_id": None, "unique_id": None, "hash": None, "size": None,
+        "repository_unique_id": None, "creation_time": None, "service_start_time": None,
+        "service_stop_time": None, "submission_time": None, "last_update_time": None, "source_id": None,
+        "assoc_type": None, "source_object": None, "target_object": None,
+    }
+    if isinstance(obj, DocumentEntry):
+        row.update(
+            kind=KIND_DOCUMENT, object_type=obj.object_type, patient_id=str(obj.patient_id),
+            unique_id=obj.unique_id, hash=obj.hash.lower() or None, size=obj.size,
+            repository_unique_id=obj.repository_unique_id or None, creation_time=_dtm(obj.creation_time),
+            service_start_time=_dtm(obj.service_start_time), service_stop_time=_dtm(obj.service_stop_time),
+        )
+    elif isinstance(obj, SubmissionSet):
+        row.update(kind=KIND_SUBMISSION_SET, patient_id=str(obj.patient_id), unique_id=obj.unique_id,
+                   submission_time=_dtm(obj.submission_time), source_id=obj.source_id)
+    elif isinstance(obj, Folder):
+        row.update(kind=KIND_FOLDER, patient_id=str(obj.patient_id), unique_id=obj.unique_id,
+                   last_update_time=_dtm(obj.last_update_time))
+    else:
+        row.update(kind=KIND_ASSOCIATION, assoc_type=obj.association_type, source_object=obj.source,
+                   target_object=obj.target)
+    return row
+
+
+def _side_rows(seq: int, obj: RegistryObject) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    codes: list[tuple[str, str]] = []
+    persons: set[str] = set()
+    refs: set[str] = set()
+    if isinstance(obj, DocumentEntry):
+        codes = [(s, c.query_form()) for s, c in obj.codes()]
+        persons = {str(a.person) for a in obj.authors if a.person is not None}
+        refs = set(obj.reference_ids)
+    elif isinstance(obj, SubmissionSet):
+        if obj.content_type_code is not None:
+            codes = [(v.SS_CONTENT_TYPE_CODE, obj.content_type_code.query_form())]
+        persons = {str(a.person) for a in obj.authors if a.person is not None}
+    elif isinstance(obj, Folder):
+        codes = [(v.FOLDER_CODE_LIST, c.query_form()) for c in obj.codes]
+    return (
+        [{"object_seq": seq, "scheme": s, "value": val} for s, val in dict.fromkeys(codes)],
+        [{"object_seq": seq, "person": p} for p in sorted(persons)],
+        [{"object_seq": seq, "value": r} for r in sorted(refs)],
+    )
+
+
+class SqlTx:
+    """One write transaction (implements :class:`xds.registry.ports.RegistryTx`)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def objects_by_id(self, ids: Collection[str]) -> dict[str, StoredObject]:
+        if not ids:
+            return {}
+        found = to_objects(self.conn.execute(select(*COLUMNS).where(RO.c.id.in_(list(ids)))))
+        return {o.id: o for o in found}
+
+    def objects_by_unique_id(self, unique_ids: Collection[str]) -> list[StoredObject]:
+        if not unique_ids:
+            return []
+        return to_objects(self.conn.execute(select(*COLUMNS).where(RO.c.unique_id.in_(list(unique_ids)))))
+
+    def associations(
+        self, *, sources: Collection[str] = (), targets: Collection[str] = (), types: Collection[str] = ()
+    ) -> list[StoredObject]:
+        ends = []
+        if sources:
+            ends.append(RO.c.source_object.in_(list(sources)))
+        if targets:
+            ends.append(RO.c.target_object.in_(list(targets)))
+        if not ends:
+            return []
+        stmt = select(*COLUMNS).where(RO.c.kind == KIND_ASSOCIATION, *ends)
+        if types:
+            stmt = stmt.where(RO.c.assoc_type.in_(list(types)))
+        return to_objects(self.conn.execute(stmt.order_by(RO.c.seq)))
+
+    def insert(self, objects: Sequence[RegistryObject]) -> None:
+        if not objects:
+            return
+        stmt = insert(RO).returning(RO.c.seq, sort_by_parameter_order=True)
+        seqs = [r[0] for r in self.conn.execute(stmt, [_row(o) for o in objects])]
+        codes, persons, refs = [], [], []
+        for seq, obj in zip(seqs, objects, strict=True):
+            c, p, r = _side_rows(seq, obj)
+            codes += c
+            persons += p
+            refs += r
+        for table, rows in ((OC, codes), (OA, persons), (OREF, refs)):
+            if rows:
+                self.conn.execute(insert(table), rows)
+
+    def replace(self, obj: RegistryObject) -> None:
+        row = _row(obj)
+        values = {k: row[k] for k in ("status", "xml", "last_update_time")}
+        self.conn.execute(update(RO).where(RO.c.id == obj.id).values(**values))
+
+    def patient_known(self, patient_id: str) -> bool:
+        return self.conn.execute(select(PAT.c.id).where(PAT.c.id == patient_id)).first() is not None
+
+
+class SqlRegistryStore:
+    """The registry store over one SQLAlchemy engine (implements :class:`xds.registry.ports.RegistryStore`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writer = engine.execution_options(write=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTx]:
+        try:
+            with self._writer.begin() as conn:
+                yield SqlTx(conn)
+        except IntegrityError as exc:
+            raise DuplicateUniqueIdInRegistry(
+                "a uniqueId or id of this submission was registered concurrently") from exc
+
+    def stored_query(self, query: ParsedQuery) -> list[StoredObject]:
+        with self.engine.connect() as conn:
+            return queries.run(conn, query)
+
+    def patient_known(self, patient_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return SqlTx(conn).patient_known(patient_id)
+
+    def add_patient(self, patient_id: str) -> bool:
+        """Feed a patient id; False when it was already known."""
+        with self._writer.begin() as conn:
+            if SqlTx(conn).patient_known(patient_id):
+                return False
+            conn.execute(insert(PAT).values(id=patient_id, added=datetime.now(UTC).isoformat(timespec="seconds")))
+            return True
+
+    def remove_patient(self, patient_id: str) -> bool:
+        """Forget a fed patient id (documents stay); False when it was not known."""
+        with self._writer.begin() as conn:
+            return bool(conn.execute(delete(PAT).where(PAT.c.id == patient_id)).rowcount)
+
+    def list_patients(self) -> list[tuple[str, str]]:
+        """Fed patient ids with the time they were added, oldest first."""
+        with self.engine.connect() as conn:
+            return [(r.id, r.added) for r in conn.execute(select(PAT).order_by(PAT.c.added, PAT.c.id))]
+
+    def setting(self, key: str, default: str) -> str:
+        """A node setting, stored with ``default`` on first use (generated identities)."""
+        with self._writer.begin() as conn:
+            found = conn.execute(select(NS.c.value).where(NS.c.key == key)).scalar()
+            if found is not None:
+                return str(found)
+            conn.execute(insert(NS).values(key=key, value=default))
+            return default
+
+
+__all__ = ["SqlRegistryStore", "SqlTx", "make_engine"]

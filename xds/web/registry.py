@@ -1,0 +1,42 @@
+"""The Document Registry actor at ``/xds/registry``: ITI-42 and ITI-18 wired to their services."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from xds import vocabulary as v
+from xds.ebrim import messages
+from xds.errors import RegistryErrorItem
+from xds.model.messages import QueryResponse, RegistryResponse
+from xds.node import Node
+from xds.registry import iti18, iti42
+from xds.soap.wsdl import registry_wsdl
+from xds.web.soap import Operation, SoapActor
+
+
+def registry_actor(node: Node) -> SoapActor:
+    """The registry's SOAP endpoint."""
+    reg_ctx = node.registry_context()
+    query_ctx = node.query_context()
+
+    def register(body: etree._Element) -> bytes:
+        return messages.registry_response(iti42.register(messages.submit_objects_request(body), reg_ctx))
+
+    def query(body: etree._Element) -> bytes:
+        return messages.adhoc_query_response(iti18.stored_query(messages.adhoc_query_request(body), query_ctx))
+
+    def register_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
+        return messages.registry_response(RegistryResponse(status=v.RESPONSE_FAILURE, errors=errors))
+
+    def query_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
+        return messages.adhoc_query_response(QueryResponse(status=v.RESPONSE_FAILURE, errors=errors))
+
+    return SoapActor(
+        "Document Registry",
+        [Operation(iti42.TRANSACTION, register, register_error), Operation(iti18.TRANSACTION, query, query_error)],
+        wsdl=registry_wsdl,
+        max_request_bytes=node.settings.max_request_bytes,
+    )
+
+
+__all__ = ["registry_actor"]
