@@ -10,4 +10,12 @@ from registry_schema.tables import (
     RegistryObjectRow,
 )
 
-__all__ = ["Base", "NodeSetting", "ObjectAuthor", "ObjectCode", "ObjectReferenceId", "Patient", "RegistryObjectRow"]
+__all__ = [
+    "Base",
+    "NodeSetting",
+    "ObjectAuthor",
+    "ObjectCode",
+    "ObjectReferenceId",
+    "Patient",
+    "RegistryObjectRow",
+]

@@ -123,4 +123,12 @@ class NodeSetting(Base):
     value: Mapped[str] = mapped_column(String(512))
 
 
-__all__ = ["Base", "NodeSetting", "ObjectAuthor", "ObjectCode", "ObjectReferenceId", "Patient", "RegistryObjectRow"]
+__all__ = [
+    "Base",
+    "NodeSetting",
+    "ObjectAuthor",
+    "ObjectCode",
+    "ObjectReferenceId",
+    "Patient",
+    "RegistryObjectRow",
+]

@@ -20,10 +20,12 @@ def create_app(node: Node) -> Starlette:
         report = await run_in_threadpool(node.health)
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
-    app = Starlette(routes=[
-        Route("/xds/registry", registry.handle, methods=["GET", "POST"]),
-        Route("/health", health, methods=["GET"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/xds/registry", registry.handle, methods=["GET", "POST"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
     app.state.node = node
     return app
 

@@ -66,13 +66,21 @@ def _serve(settings: Settings) -> int:
 
     configure_logging(settings.log_level)
     node = Node.open(settings)
-    log.info("node starting", extra={
-        "home_community_id": node.home_community_id, "repository_unique_id": node.repository_unique_id,
-        "database": node.engine.dialect.name, "listen": f"http://{settings.host}:{settings.port}",
-    })
-    print(f"xds {__version__}: http://{settings.host}:{settings.port}/xds/registry  "
-          f"homeCommunityId={node.home_community_id}  repositoryUniqueId={node.repository_unique_id}  "
-          f"database={node.engine.dialect.name}", flush=True)
+    log.info(
+        "node starting",
+        extra={
+            "home_community_id": node.home_community_id,
+            "repository_unique_id": node.repository_unique_id,
+            "database": node.engine.dialect.name,
+            "listen": f"http://{settings.host}:{settings.port}",
+        },
+    )
+    print(
+        f"xds {__version__}: http://{settings.host}:{settings.port}/xds/registry  "
+        f"homeCommunityId={node.home_community_id}  repositoryUniqueId={node.repository_unique_id}  "
+        f"database={node.engine.dialect.name}",
+        flush=True,
+    )
     uvicorn.run(create_app(node), host=settings.host, port=settings.port, log_config=None, access_log=False)
     node.close()
     return 0

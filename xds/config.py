@@ -58,8 +58,16 @@ class Settings:
 
 
 _SECTIONS = {
-    "node": {"host", "port", "data_dir", "database_url", "home_community_id", "repository_unique_id",
-             "patient_id_policy", "log_level"},
+    "node": {
+        "host",
+        "port",
+        "data_dir",
+        "database_url",
+        "home_community_id",
+        "repository_unique_id",
+        "patient_id_policy",
+        "log_level",
+    },
     "registry": {"code_lists", "max_query_results", "max_request_bytes"},
 }
 
@@ -115,8 +123,12 @@ def load_settings(path: str | None = None, env: Mapping[str, str] | None = None,
             raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from None
-    for var, key in (("XDS_DATA_DIR", "data_dir"), ("XDS_DATABASE_URL", "database_url"),
-                     ("XDS_HOST", "host"), ("XDS_PORT", "port")):
+    for var, key in (
+        ("XDS_DATA_DIR", "data_dir"),
+        ("XDS_DATABASE_URL", "database_url"),
+        ("XDS_HOST", "host"),
+        ("XDS_PORT", "port"),
+    ):
         if env.get(var):
             values[key] = env[var]
     values.update({k: val for k, val in overrides.items() if val is not None})

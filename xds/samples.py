@@ -18,15 +18,19 @@ from xds.model.rim import Slot, text
 
 CLASS_CODE = Code(code="REPORTS", scheme="1.3.6.1.4.1.19376.1.2.6.1", display_name=text("Reports"))
 TYPE_CODE = Code(code="11369-6", scheme="2.16.840.1.113883.6.1", display_name=text("Immunization"))
-FORMAT_CODE = Code(code="urn:ihe:iti:xds:2017:mimeTypeSufficient", scheme="1.3.6.1.4.1.19376.1.2.3",
-                   display_name=text("mimeType Sufficient"))
-FACILITY_CODE = Code(code="225728007", scheme="2.16.840.1.113883.6.96",
-                     display_name=text("Accident and Emergency department"))
-PRACTICE_CODE = Code(code="309927009", scheme="2.16.840.1.113883.6.96",
-                     display_name=text("General medical department"))
+FORMAT_CODE = Code(
+    code="urn:ihe:iti:xds:2017:mimeTypeSufficient",
+    scheme="1.3.6.1.4.1.19376.1.2.3",
+    display_name=text("mimeType Sufficient"),
+)
+FACILITY_CODE = Code(
+    code="225728007", scheme="2.16.840.1.113883.6.96", display_name=text("Accident and Emergency department")
+)
+PRACTICE_CODE = Code(code="309927009", scheme="2.16.840.1.113883.6.96", display_name=text("General medical department"))
 CONFIDENTIALITY_CODE = Code(code="N", scheme="2.16.840.1.113883.5.25", display_name=text("normal"))
-CONTENT_TYPE_CODE = Code(code="225728007", scheme="2.16.840.1.113883.6.96",
-                         display_name=text("Accident and Emergency department"))
+CONTENT_TYPE_CODE = Code(
+    code="225728007", scheme="2.16.840.1.113883.6.96", display_name=text("Accident and Emergency department")
+)
 FOLDER_CODE = Code(code="Referrals", scheme="1.3.6.1.4.1.21367.2017.3", display_name=text("Referrals"))
 SOURCE_ID = "1.3.6.1.4.1.21367.2017.2.1.99"
 
@@ -90,7 +94,7 @@ def document_entry(
         authors=(author(),),
         creation_time=DTM(creation_time) if creation_time else now_dtm(),
         language_code="nl-NL",
-        hash=hashlib.sha1(content).hexdigest() if stable else "",  # noqa: S324 - SHA-1 is what XDS.b mandates
+        hash=hashlib.sha1(content).hexdigest() if stable else "",
         size=len(content) if stable else None,
         repository_unique_id=repository_unique_id,
         reference_ids=tuple(reference_ids),
@@ -113,15 +117,25 @@ def submission_set(patient: CX, *, set_id: str = "", unique_id: str = "", title:
 
 def folder(patient: CX, *, folder_id: str = "", title: str = "Folder") -> Folder:
     """A complete Folder."""
-    return Folder(id=folder_id or new_uuid(), unique_id=new_oid(), patient_id=patient, codes=(FOLDER_CODE,),
-                  title=text(title))
+    return Folder(
+        id=folder_id or new_uuid(),
+        unique_id=new_oid(),
+        patient_id=patient,
+        codes=(FOLDER_CODE,),
+        title=text(title),
+    )
 
 
 def has_member(source: str, target: str, *, status: str = v.SS_STATUS_ORIGINAL, assoc_id: str = "") -> Association:
     """A HasMember association (with SubmissionSetStatus when ``status``)."""
     slots = (Slot(name="SubmissionSetStatus", values=(status,)),) if status else ()
-    return Association(id=assoc_id or new_uuid(), association_type=v.HAS_MEMBER, source=source, target=target,
-                       extra_slots=slots)
+    return Association(
+        id=assoc_id or new_uuid(),
+        association_type=v.HAS_MEMBER,
+        source=source,
+        target=target,
+        extra_slots=slots,
+    )
 
 
 def relation(kind: str, source: str, target: str) -> Association:
@@ -153,5 +167,14 @@ def patient(n: int | str = 1, oid: str = "1.3.6.1.4.1.21367.13.20.1000") -> CX:
     return CX.parse(f"{n}^^^&{oid}&ISO")
 
 
-__all__ = ["document_entry", "folder", "has_member", "new_oid", "new_uuid", "patient", "relation", "submission",
-           "submission_set"]
+__all__ = [
+    "document_entry",
+    "folder",
+    "has_member",
+    "new_oid",
+    "new_uuid",
+    "patient",
+    "relation",
+    "submission",
+    "submission_set",
+]

@@ -40,28 +40,48 @@ _DE_UID = re.compile(r"^(?P<oid>[0-9.]+)(\^(?P<ext>.{1,16}))?$")
 MESSAGES: dict[str, tuple[type[XDSError], str]] = {
     "missing": (MetadataError, "{kind} {id}: required attribute {attr} is missing"),
     "bad_format": (MetadataError, "{kind} {id}: {attr} {value!r} is not a valid {what}"),
-    "bad_object_type": (MetadataError, "DocumentEntry {id}: objectType {value!r} is neither stable nor on-demand"),
+    "bad_object_type": (
+        MetadataError,
+        "DocumentEntry {id}: objectType {value!r} is neither stable nor on-demand",
+    ),
     "on_demand_hash": (MetadataError, "On-Demand DocumentEntry {id} may not carry {attr}"),
     "limited": (MetadataError, "{kind} {id}: limited metadata is not accepted by a Document Registry"),
     "ss_count": (MetadataError, "a submission needs exactly one SubmissionSet, found {n}"),
     "dup_id": (MetadataError, "object id {id} appears more than once in the submission"),
     "bad_uuid": (MetadataError, "{kind} {id}: id starts with urn:uuid: but is not a UUID"),
     "dup_uid": (DuplicateUniqueIdInMessage, "uniqueId {value} appears more than once in the submission"),
-    "pid_mismatch": (PatientIdDoesNotMatch, "{kind} {id}: patientId {value} differs from the SubmissionSet's {ss}"),
+    "pid_mismatch": (
+        PatientIdDoesNotMatch,
+        "{kind} {id}: patientId {value} differs from the SubmissionSet's {ss}",
+    ),
     "assoc_type": (MetadataError, "Association {id}: unknown associationType {value!r}"),
     "assoc_ends": (MetadataError, "Association {id}: sourceObject and targetObject are required"),
-    "ss_status": (MetadataError, "Association {id}: HasMember from the SubmissionSet needs a SubmissionSetStatus slot"
-                  " of Original or Reference"),
-    "not_member": (MetadataError, "{kind} {id} is not a member of the SubmissionSet (no HasMember association)"),
+    "ss_status": (
+        MetadataError,
+        "Association {id}: HasMember from the SubmissionSet needs a SubmissionSetStatus slot of Original or Reference",
+    ),
+    "not_member": (
+        MetadataError,
+        "{kind} {id} is not a member of the SubmissionSet (no HasMember association)",
+    ),
     "self_assoc": (MetadataError, "Association {id} links {value} to itself"),
-    "doc_classification": (MetadataError, "Association {id}: a HasMember association may not carry a"
-                           " documentation classification"),
-    "relation_source": (MetadataError, "Association {id}: a {value} association must start at a DocumentEntry of"
-                        " this submission"),
+    "doc_classification": (
+        MetadataError,
+        "Association {id}: a HasMember association may not carry a documentation classification",
+    ),
+    "relation_source": (
+        MetadataError,
+        "Association {id}: a {value} association must start at a DocumentEntry of this submission",
+    ),
     "unknown_code": (MetadataError, "{kind} {id}: {attr} {value} is not in the affinity domain's code list"),
-    "unknown_mime": (MetadataError, "DocumentEntry {id}: mimeType {value!r} is not in the affinity domain's list"),
-    "author_empty": (MetadataError, "{kind} {id}: an author needs at least one of authorPerson,"
-                     " authorInstitution, authorRole, authorSpecialty"),
+    "unknown_mime": (
+        MetadataError,
+        "DocumentEntry {id}: mimeType {value!r} is not in the affinity domain's list",
+    ),
+    "author_empty": (
+        MetadataError,
+        "{kind} {id}: an author needs at least one of authorPerson, authorInstitution, authorRole, authorSpecialty",
+    ),
 }
 
 
@@ -105,7 +125,12 @@ def _identities(sub: Submission) -> Iterator[XDSError]:
     for o in sub.objects():
         if o.id.startswith("urn:uuid:") and not _is_uuid(o.id[9:]):
             yield finding("bad_uuid", kind=type(o).__name__, id=o.id)
-    uids = Counter(o.unique_id for o in (*sub.submission_sets, *sub.document_entries, *sub.folders) if o.unique_id)
+    identified: list[SubmissionSet | DocumentEntry | Folder] = [
+        *sub.submission_sets,
+        *sub.document_entries,
+        *sub.folders,
+    ]
+    uids = Counter(o.unique_id for o in identified if o.unique_id)
     for uid, n in uids.items():
         if n > 1:
             yield finding("dup_uid", value=uid)
@@ -123,7 +148,8 @@ def _patients(sub: Submission) -> Iterator[XDSError]:
     if len(sub.submission_sets) != 1 or sub.submission_sets[0].patient_id is None:
         return
     ss_pid = sub.submission_sets[0].patient_id
-    for o in (*sub.document_entries, *sub.folders):
+    members: list[DocumentEntry | Folder] = [*sub.document_entries, *sub.folders]
+    for o in members:
         if o.patient_id is not None and o.patient_id != ss_pid:
             yield finding("pid_mismatch", kind=type(o).__name__, id=o.id, value=str(o.patient_id), ss=str(ss_pid))
 
@@ -167,11 +193,17 @@ def _document_entry(de: DocumentEntry, rules: Rules) -> list[XDSError]:
     if de.object_type not in (v.DE_STABLE, v.DE_ON_DEMAND):
         out.append(finding("bad_object_type", id=i, value=de.object_type))
     required: dict[str, object] = {
-        "mimeType": de.mime_type, "uniqueId": de.unique_id, "patientId": de.patient_id,
-        "classCode": de.class_code, "typeCode": de.type_code, "formatCode": de.format_code,
+        "mimeType": de.mime_type,
+        "uniqueId": de.unique_id,
+        "patientId": de.patient_id,
+        "classCode": de.class_code,
+        "typeCode": de.type_code,
+        "formatCode": de.format_code,
         "healthcareFacilityTypeCode": de.healthcare_facility_type_code,
-        "practiceSettingCode": de.practice_setting_code, "confidentialityCode": de.confidentiality_codes,
-        "creationTime": de.creation_time, "languageCode": de.language_code,
+        "practiceSettingCode": de.practice_setting_code,
+        "confidentialityCode": de.confidentiality_codes,
+        "creationTime": de.creation_time,
+        "languageCode": de.language_code,
         "sourcePatientId": de.source_patient_id,
     }
     if de.limited_metadata:
@@ -187,8 +219,16 @@ def _document_entry(de: DocumentEntry, rules: Rules) -> list[XDSError]:
     if de.source_patient_id is not None and not (
         de.source_patient_id.id_number and de.source_patient_id.assigning_authority
     ):
-        out.append(finding("bad_format", kind=k, id=i, attr="sourcePatientId", value=str(de.source_patient_id),
-                           what="CX with id and assigning authority"))
+        out.append(
+            finding(
+                "bad_format",
+                kind=k,
+                id=i,
+                attr="sourcePatientId",
+                value=str(de.source_patient_id),
+                what="CX with id and assigning authority",
+            )
+        )
     m = _DE_UID.match(de.unique_id)
     if de.unique_id and (not m or not is_oid(m.group("oid")) or len(de.unique_id) > 128):
         out.append(finding("bad_format", kind=k, id=i, attr="uniqueId", value=de.unique_id, what="OID[^ext]"))
@@ -199,14 +239,27 @@ def _document_entry(de: DocumentEntry, rules: Rules) -> list[XDSError]:
     elif de.mime_type and rules.code_lists and not rules.code_lists.allows_mime_type(de.mime_type):
         out.append(finding("unknown_mime", id=i, value=de.mime_type))
     if de.language_code and not _LANG.match(de.language_code):
-        out.append(finding("bad_format", kind=k, id=i, attr="languageCode", value=de.language_code,
-                           what="language tag (RFC 5646)"))
+        out.append(
+            finding(
+                "bad_format",
+                kind=k,
+                id=i,
+                attr="languageCode",
+                value=de.language_code,
+                what="language tag (RFC 5646)",
+            )
+        )
     out += _oid(k, i, "repositoryUniqueId", de.repository_unique_id)
     out += _authors(k, i, de.authors)
-    names = {v.DE_CLASS_CODE: "classCode", v.DE_TYPE_CODE: "typeCode", v.DE_FORMAT_CODE: "formatCode",
-             v.DE_HEALTHCARE_FACILITY_TYPE_CODE: "healthcareFacilityTypeCode",
-             v.DE_PRACTICE_SETTING_CODE: "practiceSettingCode", v.DE_CONFIDENTIALITY_CODE: "confidentialityCode",
-             v.DE_EVENT_CODE: "eventCodeList"}
+    names = {
+        v.DE_CLASS_CODE: "classCode",
+        v.DE_TYPE_CODE: "typeCode",
+        v.DE_FORMAT_CODE: "formatCode",
+        v.DE_HEALTHCARE_FACILITY_TYPE_CODE: "healthcareFacilityTypeCode",
+        v.DE_PRACTICE_SETTING_CODE: "practiceSettingCode",
+        v.DE_CONFIDENTIALITY_CODE: "confidentialityCode",
+        v.DE_EVENT_CODE: "eventCodeList",
+    }
     out += _codes(k, i, [(names[s], s, c) for s, c in de.codes()], rules)
     return out
 
@@ -217,7 +270,9 @@ def _submission_set(ss: SubmissionSet, rules: Rules) -> list[XDSError]:
     if ss.limited_metadata and not rules.allow_limited_metadata:
         out.append(finding("limited", kind=k, id=i))
     required: dict[str, object] = {
-        "uniqueId": ss.unique_id, "sourceId": ss.source_id, "patientId": ss.patient_id,
+        "uniqueId": ss.unique_id,
+        "sourceId": ss.source_id,
+        "patientId": ss.patient_id,
         "submissionTime": ss.submission_time,
     }
     if not ss.limited_metadata:
@@ -268,7 +323,10 @@ def _association(a: Association, ss_ids: set[str], doc_ids: set[str]) -> list[XD
     elif a.source == a.target:
         out.append(finding("self_assoc", id=a.id, value=a.source))
     if a.association_type == v.HAS_MEMBER:
-        if a.source in ss_ids and a.submission_set_status not in (v.SS_STATUS_ORIGINAL, v.SS_STATUS_REFERENCE):
+        if a.source in ss_ids and a.submission_set_status not in (
+            v.SS_STATUS_ORIGINAL,
+            v.SS_STATUS_REFERENCE,
+        ):
             out.append(finding("ss_status", id=a.id))
         if any(c.scheme == v.ASSOCIATION_DOCUMENTATION for c in a.extra_classifications):
             out.append(finding("doc_classification", id=a.id))

@@ -218,16 +218,15 @@ def document_entry(elem: etree._Element, classifications: Iterable[etree._Elemen
             fields["unique_id"] = value
         else:
             extra_ids.append(ExternalIdentifier(scheme=scheme, value=value, name=international(e.find(_NAME))))
-    return _build(
-        DocumentEntry, fields, authors=tuple(authors), slots=extra_slots, cls=extra_cls, ids=extra_ids
-    )
+    return _build(DocumentEntry, fields, authors=tuple(authors), slots=extra_slots, cls=extra_cls, ids=extra_ids)
 
 
 def _de_slot(owner: str, s: Slot, fields: dict[str, object], extra: list[Slot]) -> None:
     n = s.name
     if n in ("creationTime", "serviceStartTime", "serviceStopTime"):
-        fields[{"creationTime": "creation_time", "serviceStartTime": "service_start_time"}.get(
-            n, "service_stop_time")] = _dtm(owner, s)
+        fields[
+            {"creationTime": "creation_time", "serviceStartTime": "service_start_time"}.get(n, "service_stop_time")
+        ] = _dtm(owner, s)
     elif n == "sourcePatientId":
         fields["source_patient_id"] = _cx(owner, n, _single(owner, s))
     elif n == "sourcePatientInfo":
@@ -280,9 +279,7 @@ def _build(
         raise MetadataError(f"{owner}: {exc}", location=owner) from None
 
 
-def registry_package(
-    elem: etree._Element, classifications: Iterable[etree._Element] = ()
-) -> SubmissionSet | Folder:
+def registry_package(elem: etree._Element, classifications: Iterable[etree._Element] = ()) -> SubmissionSet | Folder:
     """Decode one ``rim:RegistryPackage`` as SubmissionSet or Folder, by its classification node."""
     every = [*elem.iterchildren(_CLASSIFICATION), *classifications]
     nodes = {c.get("classificationNode", "") for c in every}
@@ -412,7 +409,9 @@ def registry_object_list(container: etree._Element) -> Submission:
         known.add(oid)
     for target in top_cls:
         if target not in known:
-            raise MetadataError(f"Classification classifies {target!r}, which is not in the submission", location=target)
+            raise MetadataError(
+                f"Classification classifies {target!r}, which is not in the submission", location=target
+            )
     return Submission(
         submission_sets=tuple(sets),
         document_entries=tuple(entries),
@@ -430,7 +429,15 @@ def any_object(elem: etree._Element) -> RegistryObject:
         return registry_package(elem)
     if elem.tag == _ASSOCIATION:
         return association(elem)
-    raise MetadataError(f"not a registry object: {elem.tag}")
+    raise MetadataError(f"not a registry object: {etree.QName(elem).text}")
 
 
-__all__ = ["any_object", "association", "document_entry", "international", "registry_object_list", "registry_package", "slots"]
+__all__ = [
+    "any_object",
+    "association",
+    "document_entry",
+    "international",
+    "registry_object_list",
+    "registry_package",
+    "slots",
+]

@@ -134,25 +134,44 @@ def _extras(elem: etree._Element, ids: _Ids, obj: RegistryObject) -> None:
 
 def _generic(elem: etree._Element, ids: _Ids, owner: str, gc: Classification) -> None:
     c = _classification(
-        elem, ids, owner, scheme=gc.scheme, node=gc.node, rep=gc.node_representation if (gc.scheme or gc.node_representation) else None
+        elem,
+        ids,
+        owner,
+        scheme=gc.scheme,
+        node=gc.node,
+        rep=gc.node_representation if (gc.scheme or gc.node_representation) else None,
     )
     _add_slots(c, gc.slots)
     _add_international(c, "Name", gc.name)
 
 
 def _external_id(elem: etree._Element, ids: _Ids, owner: str, scheme: str, value: str, name: str) -> None:
-    e = _sub(elem, "ExternalIdentifier", {
-        "id": ids.next(), "registryObject": owner, "identificationScheme": scheme, "value": value,
-    })
+    e = _sub(
+        elem,
+        "ExternalIdentifier",
+        {
+            "id": ids.next(),
+            "registryObject": owner,
+            "identificationScheme": scheme,
+            "value": value,
+        },
+    )
     if name:
         _add_international(e, "Name", (LocalizedString(value=name),))
 
 
 def _extra_ids(elem: etree._Element, ids: _Ids, owner: str, extra: Iterable[ExternalIdentifier]) -> None:
     for x in extra:
-        e = _sub(elem, "ExternalIdentifier", {
-            "id": ids.next(), "registryObject": owner, "identificationScheme": x.scheme, "value": x.value,
-        })
+        e = _sub(
+            elem,
+            "ExternalIdentifier",
+            {
+                "id": ids.next(),
+                "registryObject": owner,
+                "identificationScheme": x.scheme,
+                "value": x.value,
+            },
+        )
         _add_international(e, "Name", x.name)
 
 
@@ -250,12 +269,16 @@ def folder(fol: Folder) -> etree._Element:
 
 def association(a: Association) -> etree._Element:
     """Render an Association."""
-    elem = _start("Association", a, {
-        "objectType": v.OT_ASSOCIATION,
-        "associationType": a.association_type,
-        "sourceObject": a.source,
-        "targetObject": a.target,
-    })
+    elem = _start(
+        "Association",
+        a,
+        {
+            "objectType": v.OT_ASSOCIATION,
+            "associationType": a.association_type,
+            "sourceObject": a.source,
+            "targetObject": a.target,
+        },
+    )
     _add_slots(elem, a.extra_slots)
     _names(elem, a)
     ids = _Ids(a.id)
@@ -285,4 +308,13 @@ def cx_str(cx: CX | None) -> str:
     return "" if cx is None else str(cx)
 
 
-__all__ = ["add_slot", "any_object", "association", "child_id", "document_entry", "folder", "submission_set", "to_bytes"]
+__all__ = [
+    "add_slot",
+    "any_object",
+    "association",
+    "child_id",
+    "document_entry",
+    "folder",
+    "submission_set",
+    "to_bytes",
+]

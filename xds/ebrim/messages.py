@@ -33,7 +33,7 @@ _RESPONSE_OPTION = qn(QUERY, "ResponseOption")
 def submit_objects_request(elem: etree._Element) -> Submission:
     """Decode ``lcm:SubmitObjectsRequest``."""
     if elem.tag != SUBMIT_OBJECTS_REQUEST:
-        raise MetadataError(f"expected lcm:SubmitObjectsRequest, got {elem.tag}")
+        raise MetadataError(f"expected lcm:SubmitObjectsRequest, got {etree.QName(elem).text}")
     container = elem.find(_REGISTRY_OBJECT_LIST)
     if container is None:
         raise MetadataError("SubmitObjectsRequest has no rim:RegistryObjectList")
@@ -43,7 +43,7 @@ def submit_objects_request(elem: etree._Element) -> Submission:
 def adhoc_query_request(elem: etree._Element) -> StoredQueryRequest:
     """Decode ``query:AdhocQueryRequest`` (ITI TF-2 §3.18.4.1.2)."""
     if elem.tag != ADHOC_QUERY_REQUEST:
-        raise MetadataError(f"expected query:AdhocQueryRequest, got {elem.tag}")
+        raise MetadataError(f"expected query:AdhocQueryRequest, got {etree.QName(elem).text}")
     option = elem.find(_RESPONSE_OPTION)
     query = elem.find(_ADHOC_QUERY)
     if query is None:
@@ -52,7 +52,9 @@ def adhoc_query_request(elem: etree._Element) -> StoredQueryRequest:
     return StoredQueryRequest(
         query_id=query.get("id", ""),
         return_type=option.get("returnType", "LeafClass") if option is not None else "LeafClass",
-        return_composed_objects=(option.get("returnComposedObjects", "false") == "true") if option is not None else False,
+        return_composed_objects=(option.get("returnComposedObjects", "false") == "true")
+        if option is not None
+        else False,
         parameters=params,
         home=query.get("home", ""),
     )
@@ -70,10 +72,14 @@ def render_submit_objects_request(sub: Submission) -> bytes:
 def render_adhoc_query_request(req: StoredQueryRequest) -> bytes:
     """Render ``query:AdhocQueryRequest`` (consumers, the initiating gateway)."""
     root = etree.Element(ADHOC_QUERY_REQUEST, nsmap={"query": QUERY, "rim": RIM})
-    etree.SubElement(root, _RESPONSE_OPTION, {
-        "returnComposedObjects": "true" if req.return_composed_objects else "false",
-        "returnType": req.return_type,
-    })
+    etree.SubElement(
+        root,
+        _RESPONSE_OPTION,
+        {
+            "returnComposedObjects": "true" if req.return_composed_objects else "false",
+            "returnType": req.return_type,
+        },
+    )
     query = etree.SubElement(root, _ADHOC_QUERY, {"id": req.query_id})
     if req.home:
         query.set("home", req.home)

@@ -44,19 +44,23 @@ class QueryContext:
 def stored_query(request: StoredQueryRequest, ctx: QueryContext) -> QueryResponse:
     """Answer one stored query."""
     if request.return_type not in (LEAF_CLASS, OBJECT_REF):
-        raise MetadataError(f"returnType {request.return_type!r} is neither LeafClass nor ObjectRef",
-                            location="returnType")
+        raise MetadataError(
+            f"returnType {request.return_type!r} is neither LeafClass nor ObjectRef", location="returnType"
+        )
     parsed = parse_query(request)
     objects = ctx.store.stored_query(parsed)
     if len(objects) > ctx.max_results:
         raise TooManyResults(
-            f"{parsed.name} matched {len(objects)} objects; the limit is {ctx.max_results}", location=parsed.name)
+            f"{parsed.name} matched {len(objects)} objects; the limit is {ctx.max_results}",
+            location=parsed.name,
+        )
     if request.return_type == OBJECT_REF:
         return QueryResponse(refs=tuple(ObjectRef(id=o.id, home=ctx.home_community_id) for o in objects))
     patients = {o.patient_id for o in objects if o.patient_id}
     if len(patients) > 1:
         raise ResultNotSinglePatient(
-            f"{parsed.name} LeafClass result spans {len(patients)} patients", location=parsed.name)
+            f"{parsed.name} LeafClass result spans {len(patients)} patients", location=parsed.name
+        )
     return QueryResponse(leaf=tuple(o.xml for o in objects))
 
 

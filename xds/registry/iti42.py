@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import UTC, datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from xds import vocabulary as v
 from xds.ebrim import decode
@@ -145,7 +145,8 @@ class _Registration:
 
     def _unique_ids(self) -> None:
         """ITI TF-3 §4.2.4.1: XDSDuplicateUniqueIdInRegistry, or XDSNonIdenticalHash for a document."""
-        mine = {o.unique_id: o for o in (self.ss, *self.entries, *self.folders)}
+        objs: list[SubmissionSet | DocumentEntry | Folder] = [self.ss, *self.entries, *self.folders]
+        mine = {o.unique_id: o for o in objs}
         redirect: dict[str, str] = {}
         for old in self.tx.objects_by_unique_id(list(mine)):
             new = mine[old.unique_id or ""]
@@ -153,12 +154,18 @@ class _Registration:
                 if (old.hash or "").lower() == new.hash.lower() and new.hash:
                     redirect[new.id] = old.id
                     continue
-                self.errors.append(NonIdenticalHash(
-                    f"DocumentEntry uniqueId {new.unique_id} is registered with a different hash",
-                    location=new.unique_id))
+                self.errors.append(
+                    NonIdenticalHash(
+                        f"DocumentEntry uniqueId {new.unique_id} is registered with a different hash",
+                        location=new.unique_id,
+                    )
+                )
                 continue
-            self.errors.append(DuplicateUniqueIdInRegistry(
-                f"uniqueId {new.unique_id} is already used in the registry", location=new.unique_id))
+            self.errors.append(
+                DuplicateUniqueIdInRegistry(
+                    f"uniqueId {new.unique_id} is already used in the registry", location=new.unique_id
+                )
+            )
         if redirect:
             self.entries = [de for de in self.entries if de.id not in redirect]
             self.assocs = [
@@ -171,8 +178,11 @@ class _Registration:
         wanted = {end for a in self.assocs for end in (a.source, a.target) if end not in local}
         stored = self.tx.objects_by_id(wanted) if wanted else {}
         for end in sorted(wanted - stored.keys()):
-            self.errors.append(UnresolvedReference(
-                f"association end {end} is neither in the submission nor in the registry", location=end))
+            self.errors.append(
+                UnresolvedReference(
+                    f"association end {end} is neither in the submission nor in the registry", location=end
+                )
+            )
         return stored
 
     def _doc(self, oid: str, stored: dict[str, StoredObject]) -> DocumentEntry | None:
@@ -194,18 +204,28 @@ class _Registration:
         for a in [a for a in self.assocs if a.association_type in v.RELATIONSHIP_TYPES]:
             source, target = self._doc(a.source, stored), self._doc(a.target, stored)
             if target is None or source is None:
-                self.errors.append(MetadataError(
-                    f"Association {a.id}: {a.association_type} must link two DocumentEntries", location=a.id))
+                self.errors.append(
+                    MetadataError(
+                        f"Association {a.id}: {a.association_type} must link two DocumentEntries",
+                        location=a.id,
+                    )
+                )
                 continue
             if a.target in stored and target.status != v.APPROVED and a.association_type != v.SIGNS:
-                self.errors.append(MetadataError(
-                    f"Association {a.id}: target {a.target} is not Approved (status {target.status})",
-                    location=a.target))
+                self.errors.append(
+                    MetadataError(
+                        f"Association {a.id}: target {a.target} is not Approved (status {target.status})",
+                        location=a.target,
+                    )
+                )
                 continue
             if source.patient_id != target.patient_id:
-                self.errors.append(PatientIdDoesNotMatch(
-                    f"Association {a.id}: {source.id} and {target.id} belong to different patients",
-                    location=a.id))
+                self.errors.append(
+                    PatientIdDoesNotMatch(
+                        f"Association {a.id}: {source.id} and {target.id} belong to different patients",
+                        location=a.id,
+                    )
+                )
                 continue
             if a.association_type in v.REPLACING_TYPES and a.target in stored:
                 self.updates[a.target] = dataclasses.replace(target, status=v.DEPRECATED)
@@ -216,8 +236,14 @@ class _Registration:
         for link in self.tx.associations(targets=[original], types=[v.HAS_MEMBER]):
             folder = self.tx.objects_by_id([link.source or ""]).get(link.source or "")
             if folder is not None and folder.kind == KIND_FOLDER:
-                self.assocs.append(Association(
-                    id=self.ctx.new_uuid(), association_type=v.HAS_MEMBER, source=folder.id, target=new_doc))
+                self.assocs.append(
+                    Association(
+                        id=self.ctx.new_uuid(),
+                        association_type=v.HAS_MEMBER,
+                        source=folder.id,
+                        target=new_doc,
+                    )
+                )
 
     def _folder_members(self, stored: dict[str, StoredObject]) -> None:
         """Folder membership: same patient (XDSPatientIdDoesNotMatch); folder lastUpdateTime is refreshed."""
@@ -232,12 +258,19 @@ class _Registration:
                 continue
             doc = self._doc(a.target, stored)
             if doc is None:
-                self.errors.append(MetadataError(
-                    f"Association {a.id}: a Folder's HasMember must target a DocumentEntry", location=a.id))
+                self.errors.append(
+                    MetadataError(
+                        f"Association {a.id}: a Folder's HasMember must target a DocumentEntry", location=a.id
+                    )
+                )
                 continue
             if doc.patient_id != folder.patient_id:
-                self.errors.append(PatientIdDoesNotMatch(
-                    f"DocumentEntry {doc.id} and Folder {folder.id} belong to different patients", location=a.id))
+                self.errors.append(
+                    PatientIdDoesNotMatch(
+                        f"DocumentEntry {doc.id} and Folder {folder.id} belong to different patients",
+                        location=a.id,
+                    )
+                )
             elif folder.id not in local_folders:
                 self.updates[folder.id] = dataclasses.replace(folder, last_update_time=DTM(self.now))
 

@@ -72,11 +72,11 @@ class ParsedQuery:
 
     def get_list(self, name: str) -> list[str] | None:
         val = self.values.get(name)
-        return val if isinstance(val, list) and all(isinstance(x, str) for x in val) else None  # type: ignore[return-value]
+        return val if isinstance(val, list) and all(isinstance(x, str) for x in val) else None
 
     def get_codes(self, name: str) -> list[list[str]] | None:
         val = self.values.get(name)
-        return val if isinstance(val, list) and all(isinstance(x, list) for x in val) else None  # type: ignore[return-value]
+        return val if isinstance(val, list) and all(isinstance(x, list) for x in val) else None
 
 
 _S, _L, _C, _T = Param("single"), Param("list"), Param("codes"), Param("time")
@@ -118,35 +118,46 @@ QUERIES: Final[dict[str, QueryDef]] = {
         "FindDocumentsByReferenceId",
         {**_FIND_DOCUMENTS, "$XDSDocumentEntryReferenceIdList": Param("list", required=True), **_HOME},
     ),
-    v.SQ_FIND_SUBMISSION_SETS: QueryDef("FindSubmissionSets", {
-        "$XDSSubmissionSetPatientId": _RS,
-        "$XDSSubmissionSetSourceId": _L,
-        "$XDSSubmissionSetSubmissionTimeFrom": _T,
-        "$XDSSubmissionSetSubmissionTimeTo": _T,
-        "$XDSSubmissionSetAuthorPerson": _S,
-        "$XDSSubmissionSetContentType": _C,
-        "$XDSSubmissionSetStatus": _RL,
-        **_HOME,
-    }),
-    v.SQ_FIND_FOLDERS: QueryDef("FindFolders", {
-        "$XDSFolderPatientId": _RS,
-        "$XDSFolderLastUpdateTimeFrom": _T,
-        "$XDSFolderLastUpdateTimeTo": _T,
-        "$XDSFolderCodeList": _C_AND,
-        "$XDSFolderStatus": _RL,
-        **_HOME,
-    }),
-    v.SQ_GET_ALL: QueryDef("GetAll", {
-        "$patientId": _RS,
-        "$XDSDocumentEntryStatus": _RL,
-        "$XDSSubmissionSetStatus": _RL,
-        "$XDSFolderStatus": _RL,
-        **_DE_FILTERS,
-        **_HOME,
-    }),
-    v.SQ_GET_DOCUMENTS: QueryDef("GetDocuments", {**_DOC_BY_ID, "$XDSDocumentEntryLogicalID": _L}, (
-        ("$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId", "$XDSDocumentEntryLogicalID"),
-    )),
+    v.SQ_FIND_SUBMISSION_SETS: QueryDef(
+        "FindSubmissionSets",
+        {
+            "$XDSSubmissionSetPatientId": _RS,
+            "$XDSSubmissionSetSourceId": _L,
+            "$XDSSubmissionSetSubmissionTimeFrom": _T,
+            "$XDSSubmissionSetSubmissionTimeTo": _T,
+            "$XDSSubmissionSetAuthorPerson": _S,
+            "$XDSSubmissionSetContentType": _C,
+            "$XDSSubmissionSetStatus": _RL,
+            **_HOME,
+        },
+    ),
+    v.SQ_FIND_FOLDERS: QueryDef(
+        "FindFolders",
+        {
+            "$XDSFolderPatientId": _RS,
+            "$XDSFolderLastUpdateTimeFrom": _T,
+            "$XDSFolderLastUpdateTimeTo": _T,
+            "$XDSFolderCodeList": _C_AND,
+            "$XDSFolderStatus": _RL,
+            **_HOME,
+        },
+    ),
+    v.SQ_GET_ALL: QueryDef(
+        "GetAll",
+        {
+            "$patientId": _RS,
+            "$XDSDocumentEntryStatus": _RL,
+            "$XDSSubmissionSetStatus": _RL,
+            "$XDSFolderStatus": _RL,
+            **_DE_FILTERS,
+            **_HOME,
+        },
+    ),
+    v.SQ_GET_DOCUMENTS: QueryDef(
+        "GetDocuments",
+        {**_DOC_BY_ID, "$XDSDocumentEntryLogicalID": _L},
+        (("$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId", "$XDSDocumentEntryLogicalID"),),
+    ),
     v.SQ_GET_FOLDERS: QueryDef(
         "GetFolders", {"$XDSFolderEntryUUID": _L, "$XDSFolderUniqueId": _L, **_HOME}, _FOLDER_ONE_OF
     ),

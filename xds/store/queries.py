@@ -13,8 +13,9 @@ AND across repeated slots); §3.18.4.1.2.3.4 (time ranges: From is inclusive, To
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
+from typing import cast
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, and_, exists, false, or_, select
 
 from registry_schema.tables import ObjectAuthor, ObjectCode, ObjectReferenceId, RegistryObjectRow
 from xds import vocabulary as v
@@ -27,14 +28,25 @@ from xds.registry.ports import (
 )
 from xds.registry.sq_params import ParsedQuery
 
-RO = RegistryObjectRow.__table__
-OC = ObjectCode.__table__
-OA = ObjectAuthor.__table__
-OR = ObjectReferenceId.__table__
+RO = cast(Table, RegistryObjectRow.__table__)
+OC = cast(Table, ObjectCode.__table__)
+OA = cast(Table, ObjectAuthor.__table__)
+OR = cast(Table, ObjectReferenceId.__table__)
 
 COLUMNS = (
-    RO.c.id, RO.c.kind, RO.c.status, RO.c.xml, RO.c.lid, RO.c.patient_id, RO.c.unique_id, RO.c.hash,
-    RO.c.home, RO.c.assoc_type, RO.c.source_object, RO.c.target_object, RO.c.seq,
+    RO.c.id,
+    RO.c.kind,
+    RO.c.status,
+    RO.c.xml,
+    RO.c.lid,
+    RO.c.patient_id,
+    RO.c.unique_id,
+    RO.c.hash,
+    RO.c.home,
+    RO.c.assoc_type,
+    RO.c.source_object,
+    RO.c.target_object,
+    RO.c.seq,
 )
 _STATUS_PREFIX = "urn:oasis:names:tc:ebxml-regrep:StatusType:"
 
@@ -45,7 +57,7 @@ def to_objects(rows: Iterable[object]) -> list[StoredObject]:
 
 
 def _select(*where: ColumnElement[bool]) -> Select[tuple[object, ...]]:
-    return select(*COLUMNS).where(*where).order_by(RO.c.seq)  # type: ignore[return-value]
+    return select(*COLUMNS).where(*where).order_by(RO.c.seq)
 
 
 def _run(conn: Connection, *where: ColumnElement[bool]) -> list[StoredObject]:
@@ -60,8 +72,7 @@ def _codes(q: ParsedQuery, name: str, scheme: str) -> list[ColumnElement[bool]]:
     """§3.18.4.1.2.3.6: each slot is an OR-list; repeated slots are ANDed."""
     terms = q.get_codes(name) or []
     return [
-        exists().where(OC.c.object_seq == RO.c.seq, OC.c.scheme == scheme, OC.c.value.in_(values))
-        for values in terms
+        exists().where(OC.c.object_seq == RO.c.seq, OC.c.scheme == scheme, OC.c.value.in_(values)) for values in terms
     ]
 
 
@@ -165,12 +176,25 @@ def _links(conn: Connection, objects: list[StoredObject], *, anchors: Collection
 def get_all(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.4 GetAll: every SubmissionSet, DocumentEntry, Folder of a patient and their links."""
     pid = q.get_str("$patientId")
-    sets = _run(conn, RO.c.kind == KIND_SUBMISSION_SET, RO.c.patient_id == pid,
-                RO.c.status.in_(_statuses(q.get_list("$XDSSubmissionSetStatus") or [])))
-    docs = _run(conn, RO.c.kind == KIND_DOCUMENT, RO.c.patient_id == pid,
-                RO.c.status.in_(_statuses(q.get_list("$XDSDocumentEntryStatus") or [])), *_de_filters(q))
-    folders = _run(conn, RO.c.kind == KIND_FOLDER, RO.c.patient_id == pid,
-                   RO.c.status.in_(_statuses(q.get_list("$XDSFolderStatus") or [])))
+    sets = _run(
+        conn,
+        RO.c.kind == KIND_SUBMISSION_SET,
+        RO.c.patient_id == pid,
+        RO.c.status.in_(_statuses(q.get_list("$XDSSubmissionSetStatus") or [])),
+    )
+    docs = _run(
+        conn,
+        RO.c.kind == KIND_DOCUMENT,
+        RO.c.patient_id == pid,
+        RO.c.status.in_(_statuses(q.get_list("$XDSDocumentEntryStatus") or [])),
+        *_de_filters(q),
+    )
+    folders = _run(
+        conn,
+        RO.c.kind == KIND_FOLDER,
+        RO.c.patient_id == pid,
+        RO.c.status.in_(_statuses(q.get_list("$XDSFolderStatus") or [])),
+    )
     objects = sets + docs + folders
     return objects + _links(conn, objects, anchors=[s.id for s in sets])
 
@@ -190,8 +214,16 @@ def _by_ids(q: ParsedQuery, kind: str, uuid_param: str, uid_param: str, lid_para
 
 def get_documents(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.5 GetDocuments."""
-    return _run(conn, _by_ids(q, KIND_DOCUMENT, "$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId",
-                              "$XDSDocumentEntryLogicalID"))
+    return _run(
+        conn,
+        _by_ids(
+            q,
+            KIND_DOCUMENT,
+            "$XDSDocumentEntryEntryUUID",
+            "$XDSDocumentEntryUniqueId",
+            "$XDSDocumentEntryLogicalID",
+        ),
+    )
 
 
 def get_folders(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
@@ -219,8 +251,12 @@ def get_documents_and_associations(conn: Connection, q: ParsedQuery) -> list[Sto
 
 def get_submission_sets(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.9 GetSubmissionSets: the SubmissionSets holding the listed objects, and the HasMembers."""
-    links = _run(conn, RO.c.kind == KIND_ASSOCIATION, RO.c.assoc_type == v.HAS_MEMBER,
-                 RO.c.target_object.in_(q.get_list("$uuid") or []))
+    links = _run(
+        conn,
+        RO.c.kind == KIND_ASSOCIATION,
+        RO.c.assoc_type == v.HAS_MEMBER,
+        RO.c.target_object.in_(q.get_list("$uuid") or []),
+    )
     if not links:
         return []
     sets = _run(conn, RO.c.kind == KIND_SUBMISSION_SET, RO.c.id.in_({a.source for a in links}))
@@ -254,8 +290,12 @@ def get_folders_for_document(conn: Connection, q: ParsedQuery) -> list[StoredObj
     docs = _run(conn, _by_ids(q, KIND_DOCUMENT, "$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId"))
     if not docs:
         return []
-    links = _run(conn, RO.c.kind == KIND_ASSOCIATION, RO.c.assoc_type == v.HAS_MEMBER,
-                 RO.c.target_object.in_([d.id for d in docs]))
+    links = _run(
+        conn,
+        RO.c.kind == KIND_ASSOCIATION,
+        RO.c.assoc_type == v.HAS_MEMBER,
+        RO.c.target_object.in_([d.id for d in docs]),
+    )
     sources = [a.source for a in links]
     return _run(conn, RO.c.kind == KIND_FOLDER, RO.c.id.in_(sources)) if sources else []
 

@@ -11,17 +11,23 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, update
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from registry_schema.tables import NodeSetting, ObjectAuthor, ObjectCode, ObjectReferenceId, Patient, RegistryObjectRow
+from registry_schema.tables import (
+    NodeSetting,
+    ObjectAuthor,
+    ObjectCode,
+    ObjectReferenceId,
+    Patient,
+)
 from xds import vocabulary as v
 from xds.ebrim.encode import to_bytes
 from xds.errors import DuplicateUniqueIdInRegistry
 from xds.model.hl7 import DTM
-from xds.model.metadata import Association, DocumentEntry, Folder, RegistryObject, SubmissionSet
+from xds.model.metadata import DocumentEntry, Folder, RegistryObject, SubmissionSet
 from xds.registry.ports import (
     KIND_ASSOCIATION,
     KIND_DOCUMENT,
@@ -33,11 +39,11 @@ from xds.registry.sq_params import ParsedQuery
 from xds.store import queries
 from xds.store.queries import COLUMNS, RO, to_objects
 
-OC = ObjectCode.__table__
-OA = ObjectAuthor.__table__
-OREF = ObjectReferenceId.__table__
-PAT = Patient.__table__
-NS = NodeSetting.__table__
+OC = cast(Table, ObjectCode.__table__)
+OA = cast(Table, ObjectAuthor.__table__)
+OREF = cast(Table, ObjectReferenceId.__table__)
+PAT = cast(Table, Patient.__table__)
+NS = cast(Table, NodeSetting.__table__)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -69,33 +75,69 @@ def _dtm(value: DTM | None) -> str | None:
 def _row(obj: RegistryObject) -> dict[str, Any]:
     """Promoted search keys of one object (registry_schema.tables.RegistryObjectRow)."""
     row: dict[str, Any] = {
-        "id": obj.id, "lid": obj.lid or obj.id, "status": obj.status, "home": obj.home or None,
-        "version": int(obj.version_name) if obj.version_name.isdigit() else 1, "xml": to_bytes(obj),
-        "object_type": None, "patient_id": None, "unique_id": None, "hash": None, "size": None,
-        "repository_unique_id": None, "creation_time": None, "service_start_time": None,
-        "service_stop_time": None, "submission_time": None, "last_update_time": None, "source_id": None,
-        "assoc_type": None, "source_object": None, "target_object": None,
+        "id": obj.id,
+        "lid": obj.lid or obj.id,
+        "status": obj.status,
+        "home": obj.home or None,
+        "version": int(obj.version_name) if obj.version_name.isdigit() else 1,
+        "xml": to_bytes(obj),
+        "object_type": None,
+        "patient_id": None,
+        "unique_id": None,
+        "hash": None,
+        "size": None,
+        "repository_unique_id": None,
+        "creation_time": None,
+        "service_start_time": None,
+        "service_stop_time": None,
+        "submission_time": None,
+        "last_update_time": None,
+        "source_id": None,
+        "assoc_type": None,
+        "source_object": None,
+        "target_object": None,
     }
     if isinstance(obj, DocumentEntry):
         row.update(
-            kind=KIND_DOCUMENT, object_type=obj.object_type, patient_id=str(obj.patient_id),
-            unique_id=obj.unique_id, hash=obj.hash.lower() or None, size=obj.size,
-            repository_unique_id=obj.repository_unique_id or None, creation_time=_dtm(obj.creation_time),
-            service_start_time=_dtm(obj.service_start_time), service_stop_time=_dtm(obj.service_stop_time),
+            kind=KIND_DOCUMENT,
+            object_type=obj.object_type,
+            patient_id=str(obj.patient_id),
+            unique_id=obj.unique_id,
+            hash=obj.hash.lower() or None,
+            size=obj.size,
+            repository_unique_id=obj.repository_unique_id or None,
+            creation_time=_dtm(obj.creation_time),
+            service_start_time=_dtm(obj.service_start_time),
+            service_stop_time=_dtm(obj.service_stop_time),
         )
     elif isinstance(obj, SubmissionSet):
-        row.update(kind=KIND_SUBMISSION_SET, patient_id=str(obj.patient_id), unique_id=obj.unique_id,
-                   submission_time=_dtm(obj.submission_time), source_id=obj.source_id)
+        row.update(
+            kind=KIND_SUBMISSION_SET,
+            patient_id=str(obj.patient_id),
+            unique_id=obj.unique_id,
+            submission_time=_dtm(obj.submission_time),
+            source_id=obj.source_id,
+        )
     elif isinstance(obj, Folder):
-        row.update(kind=KIND_FOLDER, patient_id=str(obj.patient_id), unique_id=obj.unique_id,
-                   last_update_time=_dtm(obj.last_update_time))
+        row.update(
+            kind=KIND_FOLDER,
+            patient_id=str(obj.patient_id),
+            unique_id=obj.unique_id,
+            last_update_time=_dtm(obj.last_update_time),
+        )
     else:
-        row.update(kind=KIND_ASSOCIATION, assoc_type=obj.association_type, source_object=obj.source,
-                   target_object=obj.target)
+        row.update(
+            kind=KIND_ASSOCIATION,
+            assoc_type=obj.association_type,
+            source_object=obj.source,
+            target_object=obj.target,
+        )
     return row
 
 
-def _side_rows(seq: int, obj: RegistryObject) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+def _side_rows(
+    seq: int, obj: RegistryObject
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     codes: list[tuple[str, str]] = []
     persons: set[str] = set()
     refs: set[str] = set()
@@ -186,7 +228,8 @@ class SqlRegistryStore:
                 yield SqlTx(conn)
         except IntegrityError as exc:
             raise DuplicateUniqueIdInRegistry(
-                "a uniqueId or id of this submission was registered concurrently") from exc
+                "a uniqueId or id of this submission was registered concurrently"
+            ) from exc
 
     def stored_query(self, query: ParsedQuery) -> list[StoredObject]:
         with self.engine.connect() as conn:

@@ -33,7 +33,10 @@ def registry_actor(node: Node) -> SoapActor:
 
     return SoapActor(
         "Document Registry",
-        [Operation(iti42.TRANSACTION, register, register_error), Operation(iti18.TRANSACTION, query, query_error)],
+        [
+            Operation(iti42.TRANSACTION, register, register_error),
+            Operation(iti18.TRANSACTION, query, query_error),
+        ],
         wsdl=registry_wsdl,
         max_request_bytes=node.settings.max_request_bytes,
     )

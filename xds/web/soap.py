@@ -35,8 +35,6 @@ log = logging.getLogger("xds.transaction")
 Handler = Callable[[etree._Element], bytes]
 ErrorBody = Callable[[tuple[RegistryErrorItem, ...]], bytes]
 
-_FAULT_STATUS = {"Sender": 400}
-
 
 @dataclass(frozen=True, slots=True)
 class Operation:
@@ -93,17 +91,20 @@ class SoapActor:
         try:
             body = await _read_body(request, self.max_request_bytes)
         except _TooLarge:
-            fault = SoapFault(f"request larger than {self.max_request_bytes} bytes", subcode=faults.TOO_LARGE)
-            return self._fault(fault, "", started, status=413)
+            too_large = SoapFault(f"request larger than {self.max_request_bytes} bytes", subcode=faults.TOO_LARGE)
+            return self._fault(too_large, "", started, status=413)
         try:
             envelope = parse_envelope(body, max_bytes=self.max_request_bytes)
         except SoapFault as fault:
             return self._fault(fault, "", started)
         op = self.table.get(envelope.action)
         if op is None:
-            fault = SoapFault(f"{self.name} does not support action {envelope.action}",
-                              subcode=faults.ACTION_NOT_SUPPORTED)
-            return self._fault(fault, envelope.message_id, started)
+            unsupported = SoapFault(
+                f"{self.name} does not support action {envelope.action}",
+                subcode=faults.ACTION_NOT_SUPPORTED,
+                detail=envelope.action,
+            )
+            return self._fault(unsupported, envelope.message_id, started)
         try:
             payload = await run_in_threadpool(op.handler, envelope.body)
             codes: tuple[str, ...] = ()
@@ -117,24 +118,39 @@ class SoapActor:
             return self._fault(fault, envelope.message_id, started, action=envelope.action)
         except Exception:
             log.exception("unexpected failure in %s", op.transaction.id)
-            fault = SoapFault("internal error; the failure was logged", code="Receiver")
-            return self._fault(fault, envelope.message_id, started, action=envelope.action)
+            internal = SoapFault("internal error; the failure was logged", code="Receiver")
+            return self._fault(internal, envelope.message_id, started, action=envelope.action)
         out = render_envelope(action=op.transaction.response_action, body=payload, relates_to=envelope.message_id)
         self._log(op.transaction.id, envelope.action, status, codes, started)
         return Response(out, media_type=CONTENT_TYPE)
 
     def _fault(
-        self, fault: SoapFault, relates_to: str, started: float, *, status: int | None = None, action: str = ""
+        self,
+        fault: SoapFault,
+        relates_to: str,
+        started: float,
+        *,
+        status: int | None = None,
+        action: str = "",
     ) -> Response:
         self._log("fault", action, f"Fault:{fault.code}", (fault.subcode or "",), started)
-        code = status or _FAULT_STATUS.get(fault.code, 500)
+        code = status or fault.http_status
         return Response(render_fault(fault, relates_to=relates_to), status_code=code, media_type=CONTENT_TYPE)
 
     def _log(self, tx: str, action: str, status: str, codes: tuple[str, ...], started: float) -> None:
         log.info(
-            "%s %s %s", tx, status, ",".join(c for c in codes if c) or "-",
-            extra={"actor": self.name, "transaction": tx, "action": action, "status": status,
-                   "error_codes": [c for c in codes if c], "duration_ms": round(1000 * (time.perf_counter() - started), 2)},
+            "%s %s %s",
+            tx,
+            status,
+            ",".join(c for c in codes if c) or "-",
+            extra={
+                "actor": self.name,
+                "transaction": tx,
+                "action": action,
+                "status": status,
+                "error_codes": [c for c in codes if c],
+                "duration_ms": round(1000 * (time.perf_counter() - started), 2),
+            },
         )
 
 

@@ -48,9 +48,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("unique_id", "version", name="uq_registry_object_unique_id_version"),
     )
     op.create_index("ix_registry_object_lid", "registry_object", ["lid"])
-    op.create_index(
-        "ix_registry_object_patient", "registry_object", ["patient_id", "kind", "status", "creation_time"]
-    )
+    op.create_index("ix_registry_object_patient", "registry_object", ["patient_id", "kind", "status", "creation_time"])
     op.create_index("ix_registry_object_source_object", "registry_object", ["source_object"])
     op.create_index("ix_registry_object_target_object", "registry_object", ["target_object"])
     for table, cols in (
@@ -63,8 +61,10 @@ def upgrade() -> None:
             sa.Column("object_seq", _KEY, nullable=False),
             *[sa.Column(c.name, c.type, nullable=False) for c in cols],
             sa.ForeignKeyConstraint(
-                ["object_seq"], ["registry_object.seq"],
-                name=f"fk_{table}_object_seq_registry_object", ondelete="CASCADE",
+                ["object_seq"],
+                ["registry_object.seq"],
+                name=f"fk_{table}_object_seq_registry_object",
+                ondelete="CASCADE",
             ),
             sa.PrimaryKeyConstraint("object_seq", *[c.name for c in cols], name=f"pk_{table}"),
         )
@@ -86,5 +86,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("node_setting", "patient", "object_reference_id", "object_author", "object_code", "registry_object"):
+    for table in (
+        "node_setting",
+        "patient",
+        "object_reference_id",
+        "object_author",
+        "object_code",
+        "registry_object",
+    ):
         op.drop_table(table)

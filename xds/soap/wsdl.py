@@ -1,0 +1,54 @@
+"""WSDL 1.1 descriptions of this node's SOAP 1.2 endpoints, served at ``?wsdl`` (ITI TF-2 Appendix V.4).
+
+Theory of operation
+-------------------
+Each WSDL is a packaged template under ``xds/soap/wsdl/``, modelled on the IHE ITI WSDL of the actor (same
+portType, operation names and ``wsaw:Action`` values). The types are inline and loose: every message element
+is declared in its real ebRS 3.0 namespace with any content, so a third-party client (zeep, SoapUI) loads
+the WSDL without fetching a schema, and sends or receives the ebRS elements as raw XML. The only
+substitution is the service address.
+
+References
+----------
+W3C WSDL 1.1 §2-3 and the SOAP 1.2 binding for WSDL 1.1 (``http://schemas.xmlsoap.org/wsdl/soap12/``); W3C
+WS-Addressing 1.0 Metadata §4.4 (``wsaw:Action``); ITI TF-2 Appendix V.4 (Web Services Description),
+§3.18.5, §3.42.5 (IHE XDS.b_DocumentRegistry.wsdl).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Final
+from xml.sax.saxutils import quoteattr
+
+_ADDRESS_SLOT: Final = b'"{{ADDRESS}}"'
+
+
+@cache
+def _template(name: str) -> bytes:
+    return resources.files("xds.soap").joinpath("wsdl", name).read_bytes()
+
+
+def _render(name: str, address: str) -> bytes:
+    """Fill the quoted service-address slot of WSDL template ``name`` with ``address`` (attribute-escaped)."""
+    if not address:
+        raise ValueError("a WSDL needs the service address")
+    return _template(name).replace(_ADDRESS_SLOT, quoteattr(address).encode())
+
+
+def registry_wsdl(address: str) -> bytes:
+    """The Document Registry WSDL: ITI-42 Register Document Set-b and ITI-18 Registry Stored Query.
+
+    Operations ``DocumentRegistry_RegisterDocumentSet-b`` (``lcm:SubmitObjectsRequest`` ->
+    ``rs:RegistryResponse``) and ``DocumentRegistry_RegistryStoredQuery`` (``query:AdhocQueryRequest`` ->
+    ``query:AdhocQueryResponse``) on one SOAP 1.2 port whose location is ``address``.
+
+    References
+    ----------
+    ITI TF-2 §3.18.5, §3.42.5 and Appendix V.4.
+    """
+    return _render("DocumentRegistry.wsdl", address)
+
+
+__all__ = ["registry_wsdl"]
