@@ -210,13 +210,27 @@ def split_values(text: str) -> list[str]:
     return out
 
 
+def _rejoin(texts: tuple[str, ...]) -> list[str]:
+    """Join a list that a sender split over several ``rim:Value`` elements: ``('a',`` + ``'b')``."""
+    out: list[str] = []
+    open_list = False
+    for t in texts:
+        if open_list:
+            out[-1] += t
+        else:
+            out.append(t)
+        stripped = out[-1].strip()
+        open_list = stripped.startswith("(") and not stripped.endswith(")")
+    return out
+
+
 def _typed(name: str, spec: Param, slots: list[tuple[str, ...]]) -> object:
     if len(slots) > 1 and not spec.and_:
         raise StoredQueryParamNumber(f"parameter {name} may appear only once", location=name)
     lists: list[list[str]] = []
     for texts in slots:
         items: list[str] = []
-        for t in texts:
+        for t in _rejoin(texts):
             try:
                 items += split_values(t)
             except ValueError as exc:
