@@ -30,4 +30,14 @@ def create_app(node: Node) -> Starlette:
     return app
 
 
-__all__ = ["create_app"]
+def app_from_environment() -> Starlette:
+    """Application factory for worker processes: settings from ``XDS_CONFIG`` and the ``XDS_*`` variables."""
+    from xds.config import load_settings
+    from xds.web.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(Node.open(settings, upgrade=False))
+
+
+__all__ = ["app_from_environment", "create_app"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +38,7 @@ def _setup_argparser() -> argparse.ArgumentParser:
     serve = with_config(sub.add_parser("serve", help="run the node"))
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
 
     patient = sub.add_parser("patient", help="patient identity feed")
     psub = patient.add_subparsers(dest="patient_command", required=True)
@@ -54,7 +56,12 @@ def _setup_argparser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, host=getattr(args, "host", None), port=getattr(args, "port", None))
+    return load_settings(
+        args.config,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        workers=getattr(args, "workers", None),
+    )
 
 
 def _serve(settings: Settings) -> int:
@@ -81,9 +88,29 @@ def _serve(settings: Settings) -> int:
         f"database={node.engine.dialect.name}",
         flush=True,
     )
+    if settings.workers > 1:
+        node.close()
+        _export(settings)
+        uvicorn.run(
+            "xds.app:app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+        )
+        return 0
     uvicorn.run(create_app(node), host=settings.host, port=settings.port, log_config=None, access_log=False)
     node.close()
     return 0
+
+
+def _export(settings: Settings) -> None:
+    """Hand the effective settings to worker processes through the environment they inherit."""
+    os.environ["XDS_DATA_DIR"] = str(settings.data_path)
+    os.environ["XDS_DATABASE_URL"] = settings.effective_database_url
+    os.environ["XDS_HOST"], os.environ["XDS_PORT"] = settings.host, str(settings.port)
 
 
 def _patient(args: argparse.Namespace, settings: Settings) -> int:

@@ -43,6 +43,7 @@ class Settings:
     consent_default: str = "opt-out"
     communities: tuple[Mapping[str, Any], ...] = field(default=())
     log_level: str = "info"
+    workers: int = 1
 
     @property
     def data_path(self) -> Path:
@@ -67,6 +68,7 @@ _SECTIONS = {
         "repository_unique_id",
         "patient_id_policy",
         "log_level",
+        "workers",
     },
     "registry": {"code_lists", "max_query_results", "max_request_bytes"},
 }
@@ -128,6 +130,7 @@ def load_settings(path: str | None = None, env: Mapping[str, str] | None = None,
         ("XDS_DATABASE_URL", "database_url"),
         ("XDS_HOST", "host"),
         ("XDS_PORT", "port"),
+        ("XDS_WORKERS", "workers"),
     ):
         if env.get(var):
             values[key] = env[var]
