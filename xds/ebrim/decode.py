@@ -252,7 +252,7 @@ def _de_slot(owner: str, s: Slot, fields: dict[str, object], extra: list[Slot]) 
 
 
 def _size(value: str) -> int:
-    if not value.isdigit():
+    if not value.isascii() or not value.isdigit():
         raise ValueError("size must be a non-negative integer")
     return int(value)
 

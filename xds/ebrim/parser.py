@@ -11,7 +11,8 @@ OWASP XML External Entity Prevention Cheat Sheet; lxml ``XMLParser`` options; ze
 
 from __future__ import annotations
 
-from typing import Final
+import re
+from typing import Any, Final
 
 from lxml import etree
 
@@ -29,8 +30,15 @@ class XMLError(ValueError):
         self.reason = reason
 
 
+class _DenyAll(etree.Resolver):
+    """Resolves every external reference (DTD subset, parameter entity) to nothing."""
+
+    def resolve(self, system_url: str | None, public_id: str | None, context: Any) -> Any:
+        return self.resolve_string("", context)
+
+
 def _new_parser() -> etree.XMLParser:
-    return etree.XMLParser(
+    parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         dtd_validation=False,
@@ -38,11 +46,20 @@ def _new_parser() -> etree.XMLParser:
         huge_tree=False,
         remove_comments=True,
         remove_pis=True,
-        collect_ids=False,
     )
+    parser.resolvers.add(_DenyAll())
+    return parser
 
 
 _PARSER: Final = _new_parser()
+_DOCTYPE: Final = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_ROOT_START: Final = re.compile(rb"<[A-Za-z_\x80-\xff]")
+
+
+def _prolog_end(data: bytes) -> int:
+    """Offset of the root element's start tag (a DOCTYPE can only stand before it)."""
+    m = _ROOT_START.search(data)
+    return m.start() if m else len(data)
 
 
 def parse_xml(data: bytes, *, max_bytes: int = MAX_XML_BYTES, max_depth: int = MAX_DEPTH) -> etree._Element:
@@ -55,6 +72,8 @@ def parse_xml(data: bytes, *, max_bytes: int = MAX_XML_BYTES, max_depth: int = M
     """
     if len(data) > max_bytes:
         raise XMLError(f"XML document of {len(data)} bytes exceeds the limit of {max_bytes}", reason="too-large")
+    if _DOCTYPE.search(data, 0, _prolog_end(data)):
+        raise XMLError("a DOCTYPE / DTD is not allowed", reason="dtd")
     try:
         tree = etree.fromstring(data, parser=_PARSER).getroottree()
     except etree.XMLSyntaxError as exc:

@@ -18,13 +18,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
-_DTM = re.compile(r"^\d{4}(\d{2}){0,5}$")
+_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
+_DTM = re.compile(r"[0-9]{4}([0-9]{2}){0,5}")
 
 
 def is_oid(value: str) -> bool:
     """True when ``value`` is an ISO OID (ITI TF-3 §4.2.3.1.7 'OID': digits and dots, no leading zeros)."""
-    return len(value) <= 64 and _OID.match(value) is not None
+    return len(value) <= 64 and _OID.fullmatch(value) is not None
 
 
 def _check_plain(cls: str, name: str, value: str, delimiters: str) -> None:
@@ -69,6 +69,7 @@ def _join(parts: list[str], sep: str) -> str:
 class _Composite:
     """Shared parse/render of component types whose fields are their components in order."""
 
+    __slots__ = ()
     _NAME: ClassVar[str] = ""
 
     @classmethod
@@ -121,6 +122,8 @@ class CX(_Composite):
             and not aa.namespace_id
             and is_oid(aa.universal_id)
             and aa.universal_id_type == "ISO"
+            and not self.identifier_type_code
+            and not self.assigning_facility
         )
 
 
@@ -195,7 +198,7 @@ class DTM:
     value: str
 
     def __post_init__(self) -> None:
-        if not _DTM.match(self.value):
+        if not _DTM.fullmatch(self.value):
             raise ValueError(f"not a DTM (YYYY[MM[DD[hh[mm[ss]]]]]): {self.value!r}")
 
     @property

@@ -29,6 +29,10 @@ class Code:
     scheme: str
     display_name: InternationalString = ()
 
+    def __post_init__(self) -> None:
+        if not self.code or not self.scheme:
+            raise ValueError(f"a code needs a value and a coding scheme: {self.code!r}^^{self.scheme!r}")
+
     def query_form(self) -> str:
         """The ``code^^scheme`` form stored queries use (ITI TF-2 §3.18.4.1.2.3.5)."""
         return f"{self.code}^^{self.scheme}"
