@@ -8,6 +8,7 @@ from registry_schema.tables import (
     ObjectReferenceId,
     Patient,
     RegistryObjectRow,
+    UniqueIdClaim,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "ObjectReferenceId",
     "Patient",
     "RegistryObjectRow",
+    "UniqueIdClaim",
 ]

@@ -14,7 +14,7 @@ ITI TF-2 §3.18.4.1.2.3.7 (the parameters each stored query filters on).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, MetaData, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 _NAMING = {
@@ -64,9 +64,23 @@ class RegistryObjectRow(Base):
     xml: Mapped[bytes] = mapped_column(LargeBinary)
 
     __table_args__ = (
-        UniqueConstraint("unique_id", "version"),
+        Index("ix_registry_object_unique_id", "unique_id"),
         Index("ix_registry_object_patient", "patient_id", "kind", "status", "creation_time"),
     )
+
+
+class UniqueIdClaim(Base):
+    """The first registration of a uniqueId; the primary key makes concurrent claims race safely.
+
+    A DocumentEntry may be registered again under a claimed uniqueId only with the identical hash (ITI TF-3
+    §4.2.4.1, XDSNonIdenticalHash); every other reuse is XDSDuplicateUniqueIdInRegistry.
+    """
+
+    __tablename__ = "unique_id_claim"
+
+    unique_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(2))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class ObjectCode(Base):

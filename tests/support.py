@@ -57,8 +57,9 @@ def register(client: TestClient, sub: Submission) -> Answer:
     return post(client, v.ACTION_REGISTER, messages.render_submit_objects_request(sub))
 
 
-def query(client: TestClient, query_id: str, params: dict[str, str | list[str]], *,
-          return_type: str = "LeafClass") -> Answer:
+def query(
+    client: TestClient, query_id: str, params: dict[str, str | list[str]], *, return_type: str = "LeafClass"
+) -> Answer:
     """Send ITI-18; ``params`` maps slot name to one value text or to repeated slots (a list)."""
     parameters = []
     for name, value in params.items():

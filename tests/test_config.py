@@ -34,18 +34,22 @@ def test_contract_keys_and_overrides(tmp_path: Path) -> None:
     assert load_settings(env={"XDS_CONFIG": str(cfg)}).port == 9000
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[node]\nport = 'x'\n", "port must be an integer"),
-    ("[node]\nprot = 1\n", "unknown key(s) in [node]: prot"),
-    ("[node]\npatient_id_policy = 'all'\n", "patient_id_policy"),
-    ("[consent]\ndefault = 'maybe'\n", "opt-in"),
-    ("[node\n", "node.toml"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[node]\nport = 'x'\n", "port must be an integer"),
+        ("[node]\nprot = 1\n", "unknown key(s) in [node]: prot"),
+        ("[node]\npatient_id_policy = 'all'\n", "patient_id_policy"),
+        ("[consent]\ndefault = 'maybe'\n", "opt-in"),
+        ("[node\n", "node.toml"),
+    ],
+)
 def test_errors_are_clear(tmp_path: Path, text: str, message: str) -> None:
     cfg = tmp_path / "node.toml"
     cfg.write_text(text)
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")
-                       .replace(")", r"\)")):
+    with pytest.raises(
+        ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")
+    ):
         load_settings(str(cfg), env={})
 
 

@@ -31,6 +31,7 @@ from xds.errors import (
 from xds.model.hl7 import CX, is_oid
 from xds.model.metadata import Association, Author, Code, DocumentEntry, Folder, Submission, SubmissionSet
 
+_SS_STATUSES = (v.SS_STATUS_ORIGINAL, v.SS_STATUS_REFERENCE)
 _HASH = re.compile(r"^[0-9a-fA-F]{40}$")
 _MIME = re.compile(r"^[A-Za-z0-9][\w!#$&.+^-]*/[A-Za-z0-9][\w!#$&.+^-]*(\s*;.*)?$")
 _LANG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
@@ -58,7 +59,8 @@ MESSAGES: dict[str, tuple[type[XDSError], str]] = {
     "assoc_ends": (MetadataError, "Association {id}: sourceObject and targetObject are required"),
     "ss_status": (
         MetadataError,
-        "Association {id}: HasMember from the SubmissionSet needs a SubmissionSetStatus slot of Original or Reference",
+        "Association {id}: a HasMember from the SubmissionSet to a DocumentEntry needs a SubmissionSetStatus slot"
+        " of Original or Reference",
     ),
     "not_member": (
         MetadataError,
@@ -323,10 +325,10 @@ def _association(a: Association, ss_ids: set[str], doc_ids: set[str]) -> list[XD
     elif a.source == a.target:
         out.append(finding("self_assoc", id=a.id, value=a.source))
     if a.association_type == v.HAS_MEMBER:
-        if a.source in ss_ids and a.submission_set_status not in (
-            v.SS_STATUS_ORIGINAL,
-            v.SS_STATUS_REFERENCE,
-        ):
+        # ITI TF-3 §4.2.2.1.1: SubmissionSetStatus is required on SubmissionSet -> DocumentEntry HasMembers
+        # (not on SubmissionSet -> Folder or SubmissionSet -> Association); where present it is Original|Reference.
+        status = a.submission_set_status
+        if a.source in ss_ids and (a.target in doc_ids or status) and status not in _SS_STATUSES:
             out.append(finding("ss_status", id=a.id))
         if any(c.scheme == v.ASSOCIATION_DOCUMENTATION for c in a.extra_classifications):
             out.append(finding("doc_classification", id=a.id))

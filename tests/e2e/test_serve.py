@@ -59,7 +59,10 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     env = {k: val for k, val in os.environ.items() if not k.startswith("XDS_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "xds", "serve", "--config", str(config)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -91,8 +94,9 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
 
 def _post(server: Server, action: str, body: bytes) -> etree._Element:
     envelope = request_envelope(action=action, body=body, to=f"{server.url}/xds/registry")
-    resp = httpx.post(f"{server.url}/xds/registry", content=envelope,
-                      headers={"content-type": soap_content_type(action)}, timeout=10)
+    resp = httpx.post(
+        f"{server.url}/xds/registry", content=envelope, headers={"content-type": soap_content_type(action)}, timeout=10
+    )
     assert resp.status_code == 200, resp.text
     root = parse_xml(resp.content)
     assert_valid(root, what=action)
@@ -100,18 +104,26 @@ def _post(server: Server, action: str, body: bytes) -> etree._Element:
 
 
 def _find_request() -> bytes:
-    return messages.render_adhoc_query_request(StoredQueryRequest(query_id=v.SQ_FIND_DOCUMENTS, parameters=(
-        QueryParameter(name="$XDSDocumentEntryPatientId", values=(f"'{PATIENT}'",)),
-        QueryParameter(name="$XDSDocumentEntryStatus", values=(f"('{v.APPROVED}')",)),
-    )))
+    return messages.render_adhoc_query_request(
+        StoredQueryRequest(
+            query_id=v.SQ_FIND_DOCUMENTS,
+            parameters=(
+                QueryParameter(name="$XDSDocumentEntryPatientId", values=(f"'{PATIENT}'",)),
+                QueryParameter(name="$XDSDocumentEntryStatus", values=(f"('{v.APPROVED}')",)),
+            ),
+        )
+    )
 
 
 def test_serve_register_and_query_over_socket(server: Server) -> None:
     health = httpx.get(f"{server.url}/health").json()
     assert health["status"] == "ok" and health["schema_version"] == health["schema_head"]
 
-    refused = _post(server, v.ACTION_REGISTER, messages.render_submit_objects_request(
-        samples.submission(PATIENT, [samples.document_entry(PATIENT)])))
+    refused = _post(
+        server,
+        v.ACTION_REGISTER,
+        messages.render_submit_objects_request(samples.submission(PATIENT, [samples.document_entry(PATIENT)])),
+    )
     assert [e.get("errorCode") for e in refused.iter(qn(RS, "RegistryError"))] == ["XDSUnknownPatientId"]
 
     fed = _xds("patient", "add", str(PATIENT), "--config", str(server.config), env=server.env)

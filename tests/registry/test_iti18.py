@@ -12,8 +12,8 @@ from tests.support import q, query, register
 from xds import samples
 from xds import vocabulary as v
 from xds.errors import ErrorCode
-from xds.model.metadata import Author, Code
 from xds.model.hl7 import XCN
+from xds.model.metadata import Author, Code
 from xds.model.rim import text
 from xds.node import Node
 
@@ -50,8 +50,11 @@ def world(client: TestClient, node: Node) -> World:
     node.store.add_patient(str(A))
     node.store.add_patient(str(B))
     d1 = samples.document_entry(A, creation_time="20200101", event_codes=[EV1, EV2], reference_ids=["R1^^^&1.2&ISO"])
-    d2 = dataclasses.replace(samples.document_entry(A, creation_time="20210601", event_codes=[EV1]),
-                             class_code=LAB, authors=(Author(person=XCN(family_name="Pietersen")),))
+    d2 = dataclasses.replace(
+        samples.document_entry(A, creation_time="20210601", event_codes=[EV1]),
+        class_code=LAB,
+        authors=(Author(person=XCN(family_name="Pietersen")),),
+    )
     d3 = samples.document_entry(A, object_type=v.DE_ON_DEMAND, creation_time="20220101")
     fol = samples.folder(A)
     link = samples.has_member(fol.id, d1.id, status="")
@@ -91,9 +94,12 @@ def test_find_documents_parameters(client: TestClient, world: World) -> None:
     assert _find(client, Type=q(v.DE_STABLE, v.DE_ON_DEMAND)) == [w.d1, w.d2, w.d3, w.d_new]
     assert _find(client, ConfidentialityCode=q(samples.CONFIDENTIALITY_CODE.query_form())) == [w.d1, w.d2, w.d_new]
     assert _find(client, FormatCode=q("x^^y")) == []
-    assert _find(client, PracticeSettingCode=q(samples.PRACTICE_CODE.query_form()),
-                 HealthcareFacilityTypeCode=q(samples.FACILITY_CODE.query_form()),
-                 TypeCode=q(samples.TYPE_CODE.query_form())) == [w.d1, w.d2, w.d_new]
+    assert _find(
+        client,
+        PracticeSettingCode=q(samples.PRACTICE_CODE.query_form()),
+        HealthcareFacilityTypeCode=q(samples.FACILITY_CODE.query_form()),
+        TypeCode=q(samples.TYPE_CODE.query_form()),
+    ) == [w.d1, w.d2, w.d_new]
 
 
 def test_find_documents_leafclass_returns_full_objects(client: TestClient, world: World) -> None:
@@ -103,29 +109,61 @@ def test_find_documents_leafclass_returns_full_objects(client: TestClient, world
 
 
 def test_find_documents_by_reference_id(client: TestClient, world: World) -> None:
-    ans = query(client, v.SQ_FIND_DOCUMENTS_BY_REFERENCE_ID, {
-        "$XDSDocumentEntryPatientId": PA, "$XDSDocumentEntryStatus": APPROVED,
-        "$XDSDocumentEntryReferenceIdList": q("R1^^^&1.2&ISO", "nothing")}, return_type="ObjectRef")
+    ans = query(
+        client,
+        v.SQ_FIND_DOCUMENTS_BY_REFERENCE_ID,
+        {
+            "$XDSDocumentEntryPatientId": PA,
+            "$XDSDocumentEntryStatus": APPROVED,
+            "$XDSDocumentEntryReferenceIdList": q("R1^^^&1.2&ISO", "nothing"),
+        },
+        return_type="ObjectRef",
+    )
     assert ans.ids() == [world.d1]
 
 
 def test_find_submission_sets_and_folders(client: TestClient, world: World) -> None:
-    sets = query(client, v.SQ_FIND_SUBMISSION_SETS, {"$XDSSubmissionSetPatientId": PA,
-                                                      "$XDSSubmissionSetStatus": APPROVED}, return_type="ObjectRef")
+    sets = query(
+        client,
+        v.SQ_FIND_SUBMISSION_SETS,
+        {"$XDSSubmissionSetPatientId": PA, "$XDSSubmissionSetStatus": APPROVED},
+        return_type="ObjectRef",
+    )
     assert len(sets.ids()) == 3 and sets.ids()[0] == world.ss1
-    by_source = query(client, v.SQ_FIND_SUBMISSION_SETS, {
-        "$XDSSubmissionSetPatientId": PA, "$XDSSubmissionSetStatus": APPROVED,
-        "$XDSSubmissionSetSourceId": q("9.9.9"),
-    }, return_type="ObjectRef")
+    by_source = query(
+        client,
+        v.SQ_FIND_SUBMISSION_SETS,
+        {
+            "$XDSSubmissionSetPatientId": PA,
+            "$XDSSubmissionSetStatus": APPROVED,
+            "$XDSSubmissionSetSourceId": q("9.9.9"),
+        },
+        return_type="ObjectRef",
+    )
     assert by_source.ids() == []
-    folders = query(client, v.SQ_FIND_FOLDERS, {"$XDSFolderPatientId": PA, "$XDSFolderStatus": APPROVED,
-                                                "$XDSFolderCodeList": q(samples.FOLDER_CODE.query_form())})
+    folders = query(
+        client,
+        v.SQ_FIND_FOLDERS,
+        {
+            "$XDSFolderPatientId": PA,
+            "$XDSFolderStatus": APPROVED,
+            "$XDSFolderCodeList": q(samples.FOLDER_CODE.query_form()),
+        },
+    )
     assert folders.ids("RegistryPackage") == [world.fol]
 
 
 def test_get_all(client: TestClient, world: World) -> None:
-    ans = query(client, v.SQ_GET_ALL, {"$patientId": PA, "$XDSDocumentEntryStatus": BOTH,
-                                       "$XDSSubmissionSetStatus": APPROVED, "$XDSFolderStatus": APPROVED})
+    ans = query(
+        client,
+        v.SQ_GET_ALL,
+        {
+            "$patientId": PA,
+            "$XDSDocumentEntryStatus": BOTH,
+            "$XDSSubmissionSetStatus": APPROVED,
+            "$XDSFolderStatus": APPROVED,
+        },
+    )
     assert set(ans.ids("ExtrinsicObject")) == {world.d1, world.d2, world.d_old, world.d_new}
     assert len(ans.ids("RegistryPackage")) == 4  # three submission sets, one folder
     assert len(ans.ids("Association")) == 8  # 5 SS members (d3 is on-demand), folder->d1, SS->(folder->d1), RPLC
@@ -134,16 +172,18 @@ def test_get_all(client: TestClient, world: World) -> None:
 def test_get_documents_by_uuid_and_unique_id(client: TestClient, world: World) -> None:
     ans = query(client, v.SQ_GET_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": q(world.d1, world.d2)})
     assert ans.ids() == [world.d1, world.d2]
-    both = query(client, v.SQ_GET_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": q(world.d1),
-                                              "$XDSDocumentEntryUniqueId": q("1.2")})
+    both = query(
+        client, v.SQ_GET_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": q(world.d1), "$XDSDocumentEntryUniqueId": q("1.2")}
+    )
     assert both.error_codes == [ErrorCode.STORED_QUERY_PARAM_NUMBER]
 
 
 def test_get_documents_leafclass_across_patients_is_refused(client: TestClient, world: World) -> None:
     ans = query(client, v.SQ_GET_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": q(world.d1, world.d_b)})
     assert ans.error_codes == [ErrorCode.RESULT_NOT_SINGLE_PATIENT]
-    refs = query(client, v.SQ_GET_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": q(world.d1, world.d_b)},
-                 return_type="ObjectRef")
+    refs = query(
+        client, v.SQ_GET_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": q(world.d1, world.d_b)}, return_type="ObjectRef"
+    )
     assert refs.ids() == [world.d1, world.d_b]
 
 
@@ -173,50 +213,92 @@ def test_get_submission_sets_and_contents(client: TestClient, world: World) -> N
     assert contents.ids("RegistryPackage") == [world.ss1, world.fol]
     assert contents.ids("ExtrinsicObject") == [world.d1, world.d2]  # d3 is on-demand: filtered by default
     assert len(contents.ids("Association")) == 5  # SS->d1, d2, fol; fol->d1; SS->(fol->d1)
-    filtered = query(client, v.SQ_GET_SUBMISSION_SET_AND_CONTENTS, {
-        "$XDSSubmissionSetEntryUUID": f"'{world.ss1}'", "$XDSDocumentEntryFormatCode": q("none^^none")})
+    filtered = query(
+        client,
+        v.SQ_GET_SUBMISSION_SET_AND_CONTENTS,
+        {"$XDSSubmissionSetEntryUUID": f"'{world.ss1}'", "$XDSDocumentEntryFormatCode": q("none^^none")},
+    )
     assert filtered.ids("ExtrinsicObject") == []
 
 
 def test_get_related_documents(client: TestClient, world: World) -> None:
-    ans = query(client, v.SQ_GET_RELATED_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": f"'{world.d_new}'",
-                                                      "$AssociationTypes": q(v.RPLC)})
+    ans = query(
+        client,
+        v.SQ_GET_RELATED_DOCUMENTS,
+        {"$XDSDocumentEntryEntryUUID": f"'{world.d_new}'", "$AssociationTypes": q(v.RPLC)},
+    )
     assert ans.ids("ExtrinsicObject") == [world.d_new, world.d_old]
     assert len(ans.ids("Association")) == 1
-    none = query(client, v.SQ_GET_RELATED_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": f"'{world.d2}'",
-                                                       "$AssociationTypes": q(v.RPLC)})
+    none = query(
+        client,
+        v.SQ_GET_RELATED_DOCUMENTS,
+        {"$XDSDocumentEntryEntryUUID": f"'{world.d2}'", "$AssociationTypes": q(v.RPLC)},
+    )
     assert none.ok and none.ids() == []
 
 
 #: (case, query id, params, expected code)
 ERRORS = [
     ("unknown query", "urn:uuid:00000000-0000-0000-0000-000000000000", {}, ErrorCode.UNKNOWN_STORED_QUERY),
-    ("missing patient", v.SQ_FIND_DOCUMENTS, {"$XDSDocumentEntryStatus": APPROVED},
-     ErrorCode.STORED_QUERY_MISSING_PARAM),
+    (
+        "missing patient",
+        v.SQ_FIND_DOCUMENTS,
+        {"$XDSDocumentEntryStatus": APPROVED},
+        ErrorCode.STORED_QUERY_MISSING_PARAM,
+    ),
     ("missing status", v.SQ_FIND_DOCUMENTS, {"$XDSDocumentEntryPatientId": PA}, ErrorCode.STORED_QUERY_MISSING_PARAM),
-    ("repeated single", v.SQ_FIND_DOCUMENTS, {"$XDSDocumentEntryPatientId": [PA, PB],
-                                              "$XDSDocumentEntryStatus": APPROVED}, ErrorCode.STORED_QUERY_PARAM_NUMBER),
-    ("repeated OR-only code", v.SQ_FIND_DOCUMENTS, {
-        "$XDSDocumentEntryPatientId": PA, "$XDSDocumentEntryStatus": APPROVED,
-        "$XDSDocumentEntryClassCode": [q("a^^b"), q("c^^d")]}, ErrorCode.STORED_QUERY_PARAM_NUMBER),
-    ("unknown parameter", v.SQ_FIND_DOCUMENTS, {"$XDSDocumentEntryPatientId": PA,
-                                                "$XDSDocumentEntryStatus": APPROVED, "$Bogus": "'x'"},
-     ErrorCode.STORED_QUERY_PARAM_NUMBER),
-    ("code not in code^^scheme form", v.SQ_FIND_DOCUMENTS, {
-        "$XDSDocumentEntryPatientId": PA, "$XDSDocumentEntryStatus": APPROVED,
-        "$XDSDocumentEntryClassCode": q("a^^")}, ErrorCode.REGISTRY_METADATA_ERROR),
-    ("bad time", v.SQ_FIND_DOCUMENTS, {"$XDSDocumentEntryPatientId": PA, "$XDSDocumentEntryStatus": APPROVED,
-                                       "$XDSDocumentEntryCreationTimeFrom": "2020-01-01"},
-     ErrorCode.REGISTRY_METADATA_ERROR),
+    (
+        "repeated single",
+        v.SQ_FIND_DOCUMENTS,
+        {"$XDSDocumentEntryPatientId": [PA, PB], "$XDSDocumentEntryStatus": APPROVED},
+        ErrorCode.STORED_QUERY_PARAM_NUMBER,
+    ),
+    (
+        "repeated OR-only code",
+        v.SQ_FIND_DOCUMENTS,
+        {
+            "$XDSDocumentEntryPatientId": PA,
+            "$XDSDocumentEntryStatus": APPROVED,
+            "$XDSDocumentEntryClassCode": [q("a^^b"), q("c^^d")],
+        },
+        ErrorCode.STORED_QUERY_PARAM_NUMBER,
+    ),
+    (
+        "unknown parameter",
+        v.SQ_FIND_DOCUMENTS,
+        {"$XDSDocumentEntryPatientId": PA, "$XDSDocumentEntryStatus": APPROVED, "$Bogus": "'x'"},
+        ErrorCode.STORED_QUERY_PARAM_NUMBER,
+    ),
+    (
+        "code not in code^^scheme form",
+        v.SQ_FIND_DOCUMENTS,
+        {"$XDSDocumentEntryPatientId": PA, "$XDSDocumentEntryStatus": APPROVED, "$XDSDocumentEntryClassCode": q("a^^")},
+        ErrorCode.REGISTRY_METADATA_ERROR,
+    ),
+    (
+        "bad time",
+        v.SQ_FIND_DOCUMENTS,
+        {
+            "$XDSDocumentEntryPatientId": PA,
+            "$XDSDocumentEntryStatus": APPROVED,
+            "$XDSDocumentEntryCreationTimeFrom": "2020-01-01",
+        },
+        ErrorCode.REGISTRY_METADATA_ERROR,
+    ),
     ("GetDocuments without ids", v.SQ_GET_DOCUMENTS, {}, ErrorCode.STORED_QUERY_MISSING_PARAM),
-    ("GetRelatedDocuments without types", v.SQ_GET_RELATED_DOCUMENTS, {"$XDSDocumentEntryEntryUUID": "'x'"},
-     ErrorCode.STORED_QUERY_MISSING_PARAM),
+    (
+        "GetRelatedDocuments without types",
+        v.SQ_GET_RELATED_DOCUMENTS,
+        {"$XDSDocumentEntryEntryUUID": "'x'"},
+        ErrorCode.STORED_QUERY_MISSING_PARAM,
+    ),
 ]
 
 
 @pytest.mark.parametrize(("query_id", "params", "code"), [pytest.param(a, b, c, id=i) for i, a, b, c in ERRORS])
-def test_query_errors(client: TestClient, node: Node, query_id: str, params: dict[str, str | list[str]],
-                      code: ErrorCode) -> None:
+def test_query_errors(
+    client: TestClient, node: Node, query_id: str, params: dict[str, str | list[str]], code: ErrorCode
+) -> None:
     ans = query(client, query_id, params)
     assert ans.status == v.RESPONSE_FAILURE
     assert ans.error_codes == [code]
@@ -228,6 +310,5 @@ def test_too_many_results(client: TestClient, world: World, node: Node) -> None:
 
     node.settings = dataclasses.replace(node.settings, max_query_results=2)
     with TestClient(create_app(node)) as small:
-        ans = query(small, v.SQ_FIND_DOCUMENTS, {"$XDSDocumentEntryPatientId": PA,
-                                                 "$XDSDocumentEntryStatus": APPROVED})
+        ans = query(small, v.SQ_FIND_DOCUMENTS, {"$XDSDocumentEntryPatientId": PA, "$XDSDocumentEntryStatus": APPROVED})
     assert ans.error_codes == [ErrorCode.TOO_MANY_RESULTS]

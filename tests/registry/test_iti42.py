@@ -30,9 +30,17 @@ def fed(node: Node) -> Node:
 def _all(client: TestClient, pid: CX = PID) -> list[str]:
     status = f"('{v.APPROVED}','{v.DEPRECATED}')"
     pid_text = str(pid).replace("'", "''")
-    ans = query(client, v.SQ_GET_ALL, {"$patientId": f"'{pid_text}'", "$XDSDocumentEntryStatus": status,
-                                       "$XDSSubmissionSetStatus": status, "$XDSFolderStatus": status},
-                return_type="ObjectRef")
+    ans = query(
+        client,
+        v.SQ_GET_ALL,
+        {
+            "$patientId": f"'{pid_text}'",
+            "$XDSDocumentEntryStatus": status,
+            "$XDSSubmissionSetStatus": status,
+            "$XDSFolderStatus": status,
+        },
+        return_type="ObjectRef",
+    )
     assert ans.ok, ans.error_codes
     return ans.ids()
 
@@ -46,6 +54,7 @@ def _mutate_de(**changes: object) -> Callable[[], Submission]:
         sub = _sub()
         de = dataclasses.replace(sub.document_entries[0], **changes)  # type: ignore[arg-type]
         return dataclasses.replace(sub, document_entries=(de,))
+
     return build
 
 
@@ -54,6 +63,7 @@ def _mutate_ss(**changes: object) -> Callable[[], Submission]:
         sub = _sub()
         ss = dataclasses.replace(sub.submission_sets[0], **changes)  # type: ignore[arg-type]
         return dataclasses.replace(sub, submission_sets=(ss,))
+
     return build
 
 
@@ -114,11 +124,17 @@ INVALID = [
     ("bad languageCode", _mutate_de(language_code="en us"), [ErrorCode.REGISTRY_METADATA_ERROR]),
     ("bad uniqueId", _mutate_de(unique_id="1.2.03"), [ErrorCode.REGISTRY_METADATA_ERROR]),
     ("bad repositoryUniqueId", _mutate_de(repository_unique_id="repo"), [ErrorCode.REGISTRY_METADATA_ERROR]),
-    ("bad objectType", _mutate_de(object_type="urn:uuid:00000000-0000-0000-0000-000000000000"),
-     [ErrorCode.REGISTRY_METADATA_ERROR]),
+    (
+        "bad objectType",
+        _mutate_de(object_type="urn:uuid:00000000-0000-0000-0000-000000000000"),
+        [ErrorCode.REGISTRY_METADATA_ERROR],
+    ),
     ("limited metadata", _mutate_de(limited_metadata=True), [ErrorCode.REGISTRY_METADATA_ERROR]),
-    ("patient id without OID", _mutate_de(patient_id=CX(id_number="1")), [ErrorCode.REGISTRY_METADATA_ERROR,
-                                                                          ErrorCode.PATIENT_ID_DOES_NOT_MATCH]),
+    (
+        "patient id without OID",
+        _mutate_de(patient_id=CX(id_number="1")),
+        [ErrorCode.REGISTRY_METADATA_ERROR, ErrorCode.PATIENT_ID_DOES_NOT_MATCH],
+    ),
     ("missing SS sourceId", _mutate_ss(source_id=""), [ErrorCode.REGISTRY_METADATA_ERROR]),
     ("missing SS contentTypeCode", _mutate_ss(content_type_code=None), [ErrorCode.REGISTRY_METADATA_ERROR]),
     ("missing SS submissionTime", _mutate_ss(submission_time=None), [ErrorCode.REGISTRY_METADATA_ERROR]),
@@ -127,8 +143,11 @@ INVALID = [
     ("document not in submission set", _unlinked_doc, [ErrorCode.REGISTRY_METADATA_ERROR]),
     ("unknown patient", _unknown_patient, [ErrorCode.UNKNOWN_PATIENT_ID]),
     ("document of another patient", _doc_other_patient, [ErrorCode.PATIENT_ID_DOES_NOT_MATCH]),
-    ("unknown association type", _bad_assoc_type, [ErrorCode.REGISTRY_METADATA_ERROR,
-                                                    ErrorCode.REGISTRY_METADATA_ERROR]),
+    (
+        "unknown association type",
+        _bad_assoc_type,
+        [ErrorCode.REGISTRY_METADATA_ERROR, ErrorCode.REGISTRY_METADATA_ERROR],
+    ),
     ("HasMember without SubmissionSetStatus", _no_ss_status, [ErrorCode.REGISTRY_METADATA_ERROR]),
     ("association to nothing", _dangling_assoc, [ErrorCode.UNRESOLVED_REFERENCE]),
 ]
@@ -163,8 +182,9 @@ def test_resubmission_with_identical_hash_is_accepted(client: TestClient, fed: N
     assert register(client, _sub(unique_id="1.2.3.99")).ok
     again = register(client, _sub(unique_id="1.2.3.99"))
     assert again.ok, again.error_codes
-    docs = [i for i in _all(client)]
-    assert len(docs) == 2 + 3  # one DE, two SS, two HasMember (the second links the existing DE)
+    assert len(_all(client)) == 6  # two SS, two DE sharing the uniqueId (same document), two HasMember
+    by_uid = query(client, v.SQ_GET_DOCUMENTS, {"$XDSDocumentEntryUniqueId": "('1.2.3.99')"}, return_type="ObjectRef")
+    assert len(by_uid.ids()) == 2
 
 
 def test_resubmission_with_other_hash_is_rejected(client: TestClient, fed: Node) -> None:
@@ -176,8 +196,9 @@ def test_resubmission_with_other_hash_is_rejected(client: TestClient, fed: Node)
 def test_duplicate_submission_set_unique_id_in_registry(client: TestClient, fed: Node) -> None:
     first = _sub()
     assert register(client, first).ok
-    again = samples.submission(PID, [samples.document_entry(PID)],
-                               ss=samples.submission_set(PID, unique_id=first.submission_sets[0].unique_id))
+    again = samples.submission(
+        PID, [samples.document_entry(PID)], ss=samples.submission_set(PID, unique_id=first.submission_sets[0].unique_id)
+    )
     assert register(client, again).error_codes == [ErrorCode.DUPLICATE_UNIQUE_ID_IN_REGISTRY]
 
 
@@ -199,8 +220,10 @@ def _status_of(client: TestClient, entry_id: str) -> str:
 def test_replacement_deprecates_original_and_joins_its_folders(client: TestClient, fed: Node, kind: str) -> None:
     original = samples.document_entry(PID)
     fol = samples.folder(PID)
-    assert register(client, samples.submission(
-        PID, [original], folders=[fol], extra=[samples.has_member(fol.id, original.id, status="")])).ok
+    assert register(
+        client,
+        samples.submission(PID, [original], folders=[fol], extra=[samples.has_member(fol.id, original.id, status="")]),
+    ).ok
     new = samples.document_entry(PID)
     ans = register(client, samples.submission(PID, [new], extra=[samples.relation(kind, new.id, original.id)]))
     assert ans.ok, ans.raw

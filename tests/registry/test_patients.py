@@ -10,7 +10,15 @@ from xds.registry.patients import PatientPolicy, bsn_valid, is_bsn_id, patient_k
 
 # DUTCH-CONTEXT.md §3: checked locally
 VALID = ["999999990", "100202020", "100197243", "249566758", "123456782", "900186021", "12345672"]
-INVALID = ["999999999", "000000000", "12345678a", "1234567", "1000000000", "", "１２３４５６７８２"]
+INVALID = [
+    "999999999",
+    "000000000",
+    "12345678a",
+    "1234567",
+    "1000000000",
+    "",
+    "\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff12",
+]
 
 
 @pytest.mark.parametrize("bsn", VALID)
@@ -37,15 +45,18 @@ LOCAL = CX.parse("123^^^&1.2.3&ISO")
 BSN_OTHER_AUTHORITY = CX.parse("999999990^^^&1.2.3&ISO")
 
 
-@pytest.mark.parametrize(("cx", "policy", "fed", "known"), [
-    (BSN, PatientPolicy.BSN, (), True),
-    (BSN, PatientPolicy.REGISTERED, (), False),
-    (BAD_BSN, PatientPolicy.BSN, (), False),
-    (BSN_OTHER_AUTHORITY, PatientPolicy.BSN, (), False),
-    (LOCAL, PatientPolicy.BSN, (str(LOCAL),), True),
-    (LOCAL, PatientPolicy.REGISTERED, (str(LOCAL),), True),
-    (LOCAL, PatientPolicy.REGISTERED, (), False),
-])
+@pytest.mark.parametrize(
+    ("cx", "policy", "fed", "known"),
+    [
+        (BSN, PatientPolicy.BSN, (), True),
+        (BSN, PatientPolicy.REGISTERED, (), False),
+        (BAD_BSN, PatientPolicy.BSN, (), False),
+        (BSN_OTHER_AUTHORITY, PatientPolicy.BSN, (), False),
+        (LOCAL, PatientPolicy.BSN, (str(LOCAL),), True),
+        (LOCAL, PatientPolicy.REGISTERED, (str(LOCAL),), True),
+        (LOCAL, PatientPolicy.REGISTERED, (), False),
+    ],
+)
 def test_patient_known(cx: CX, policy: PatientPolicy, fed: tuple[str, ...], known: bool) -> None:
     assert patient_known(cx, _Fed(*fed), policy) is known
     assert is_bsn_id(cx) is (cx in (BSN,))

@@ -46,13 +46,15 @@ def test_all_fourteen_queries_are_defined() -> None:
 
 
 def test_values_are_typed() -> None:
-    parsed = parse_query(_req(
-        v.SQ_FIND_DOCUMENTS,
-        XDSDocumentEntryPatientId="'p^^^&1.2&ISO'",
-        XDSDocumentEntryStatus=["('s1')", "('s2','s3')"][0],
-        XDSDocumentEntryEventCodeList=["('a^^b','c^^d')", "('e^^f')"],
-        XDSDocumentEntryCreationTimeFrom="2004",
-    ))
+    parsed = parse_query(
+        _req(
+            v.SQ_FIND_DOCUMENTS,
+            XDSDocumentEntryPatientId="'p^^^&1.2&ISO'",
+            XDSDocumentEntryStatus=["('s1')", "('s2','s3')"][0],
+            XDSDocumentEntryEventCodeList=["('a^^b','c^^d')", "('e^^f')"],
+            XDSDocumentEntryCreationTimeFrom="2004",
+        )
+    )
     assert parsed.get_str("$XDSDocumentEntryPatientId") == "p^^^&1.2&ISO"
     assert parsed.get_list("$XDSDocumentEntryStatus") == ["s1"]
     assert parsed.get_codes("$XDSDocumentEntryEventCodeList") == [["a^^b", "c^^d"], ["e^^f"]]
@@ -60,15 +62,21 @@ def test_values_are_typed() -> None:
 
 
 def test_status_values_spread_over_value_elements_are_one_list() -> None:
-    split = StoredQueryRequest(query_id=v.SQ_FIND_DOCUMENTS, parameters=(
-        QueryParameter(name="$XDSDocumentEntryPatientId", values=("'p'",)),
-        QueryParameter(name="$XDSDocumentEntryStatus", values=("('a',", "'b')")),
-    ))
+    split = StoredQueryRequest(
+        query_id=v.SQ_FIND_DOCUMENTS,
+        parameters=(
+            QueryParameter(name="$XDSDocumentEntryPatientId", values=("'p'",)),
+            QueryParameter(name="$XDSDocumentEntryStatus", values=("('a',", "'b')")),
+        ),
+    )
     assert parse_query(split).get_list("$XDSDocumentEntryStatus") == ["a", "b"]
-    ok = StoredQueryRequest(query_id=v.SQ_FIND_DOCUMENTS, parameters=(
-        QueryParameter(name="$XDSDocumentEntryPatientId", values=("'p'",)),
-        QueryParameter(name="$XDSDocumentEntryStatus", values=("('a')", "('b')")),
-    ))
+    ok = StoredQueryRequest(
+        query_id=v.SQ_FIND_DOCUMENTS,
+        parameters=(
+            QueryParameter(name="$XDSDocumentEntryPatientId", values=("'p'",)),
+            QueryParameter(name="$XDSDocumentEntryStatus", values=("('a')", "('b')")),
+        ),
+    )
     assert parse_query(ok).get_list("$XDSDocumentEntryStatus") == ["a", "b"]
 
 
@@ -76,11 +84,18 @@ ERRORS = [
     (_req("urn:uuid:nope"), ErrorCode.UNKNOWN_STORED_QUERY),
     (_req(v.SQ_FIND_FOLDERS, XDSFolderStatus="('x')"), ErrorCode.STORED_QUERY_MISSING_PARAM),
     (_req(v.SQ_GET_FOLDERS), ErrorCode.STORED_QUERY_MISSING_PARAM),
-    (_req(v.SQ_GET_FOLDERS, XDSFolderEntryUUID="('a')", XDSFolderUniqueId="('b')"), ErrorCode.STORED_QUERY_PARAM_NUMBER),
-    (_req(v.SQ_GET_SUBMISSION_SET_AND_CONTENTS, XDSSubmissionSetEntryUUID="('a','b')"),
-     ErrorCode.STORED_QUERY_PARAM_NUMBER),
-    (_req(v.SQ_FIND_FOLDERS, XDSFolderPatientId="'p'", XDSFolderStatus="('x')", XDSFolderLastUpdateTimeFrom="20x"),
-     ErrorCode.REGISTRY_METADATA_ERROR),
+    (
+        _req(v.SQ_GET_FOLDERS, XDSFolderEntryUUID="('a')", XDSFolderUniqueId="('b')"),
+        ErrorCode.STORED_QUERY_PARAM_NUMBER,
+    ),
+    (
+        _req(v.SQ_GET_SUBMISSION_SET_AND_CONTENTS, XDSSubmissionSetEntryUUID="('a','b')"),
+        ErrorCode.STORED_QUERY_PARAM_NUMBER,
+    ),
+    (
+        _req(v.SQ_FIND_FOLDERS, XDSFolderPatientId="'p'", XDSFolderStatus="('x')", XDSFolderLastUpdateTimeFrom="20x"),
+        ErrorCode.REGISTRY_METADATA_ERROR,
+    ),
     (_req(v.SQ_GET_ASSOCIATIONS, uuid="('a')", XDSDocumentEntryStatus="('x')"), ErrorCode.STORED_QUERY_PARAM_NUMBER),
 ]
 

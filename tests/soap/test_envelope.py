@@ -37,9 +37,7 @@ from xds.soap.faults import (
 from xds.vocabulary import ACTION_REGISTER, ACTION_STORED_QUERY, ACTION_STORED_QUERY_RESPONSE
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "soap"
-CONFORMANCE = Path(
-    os.environ.get("XDS_CONFORMANCE_DIR", Path(__file__).resolve().parents[3] / "shared/conformance")
-)
+CONFORMANCE = Path(os.environ.get("XDS_CONFORMANCE_DIR", Path(__file__).resolve().parents[3] / "shared/conformance"))
 NS = {"env": SOAP12, "wsa": WSA, "query": QUERY, "rs": RS}
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>'
 RESPONSE = (
@@ -162,9 +160,7 @@ ACCEPTED = [
 
 
 @pytest.mark.parametrize(("source", "action", "message_id", "to", "reply_to", "body"), ACCEPTED)
-def test_good_request_is_parsed(
-    source: str, action: str, message_id: str, to: str, reply_to: str, body: str
-) -> None:
+def test_good_request_is_parsed(source: str, action: str, message_id: str, to: str, reply_to: str, body: str) -> None:
     envelope = parse_envelope(load(source))
     assert (envelope.action, envelope.message_id, envelope.to, envelope.reply_to) == (
         action,
@@ -183,9 +179,7 @@ def test_envelope_is_frozen() -> None:
 
 
 def test_reply_to_address_is_read() -> None:
-    message = request_envelope(
-        action=ACTION_STORED_QUERY, body=RESPONSE, to="http://x", reply_to_anonymous=False
-    )
+    message = request_envelope(action=ACTION_STORED_QUERY, body=RESPONSE, to="http://x", reply_to_anonymous=False)
     reply_to = b"<wsa:ReplyTo><wsa:Address>http://back/channel</wsa:Address></wsa:ReplyTo>"
     message = message.replace(b"<wsa:To", reply_to + b"<wsa:To")
     assert parse_envelope(message).reply_to == "http://back/channel"
@@ -251,8 +245,7 @@ def test_render_leaves_out_empty_optional_headers() -> None:
 
 def test_render_generates_a_fresh_message_id() -> None:
     ids = {
-        parse_envelope(render_envelope(action=ACTION_STORED_QUERY_RESPONSE, body=RESPONSE)).message_id
-        for _ in range(3)
+        parse_envelope(render_envelope(action=ACTION_STORED_QUERY_RESPONSE, body=RESPONSE)).message_id for _ in range(3)
     }
     assert len(ids) == 3
     assert all(uuid.UUID(i.removeprefix("urn:uuid:")).version == 4 for i in ids)

@@ -30,9 +30,7 @@ from xds.soap.faults import (
 )
 
 NS = {"env": SOAP12, "wsa": WSA, "s11": SOAP11}
-CONFORMANCE = Path(
-    os.environ.get("XDS_CONFORMANCE_DIR", Path(__file__).resolve().parents[3] / "shared/conformance")
-)
+CONFORMANCE = Path(os.environ.get("XDS_CONFORMANCE_DIR", Path(__file__).resolve().parents[3] / "shared/conformance"))
 
 
 @cache
@@ -61,9 +59,7 @@ def resolve(element: etree._Element, prefixed: str) -> str:
 FAULTS = [
     pytest.param(SoapFault("bad request"), "Sender", None, 400, id="sender"),
     pytest.param(SoapFault("db down", code="Receiver"), "Receiver", None, 500, id="receiver"),
-    pytest.param(
-        SoapFault("enc", code="DataEncodingUnknown"), "DataEncodingUnknown", None, 500, id="encoding"
-    ),
+    pytest.param(SoapFault("enc", code="DataEncodingUnknown"), "DataEncodingUnknown", None, 500, id="encoding"),
     pytest.param(SoapFault("1.1", code="VersionMismatch"), "VersionMismatch", None, 500, id="version"),
     pytest.param(
         SoapFault("mu", code="MustUnderstand", not_understood=("{urn:x}H",)),
@@ -72,9 +68,7 @@ FAULTS = [
         500,
         id="mu",
     ),
-    pytest.param(
-        SoapFault("a", subcode=ACTION_NOT_SUPPORTED), "Sender", ACTION_NOT_SUPPORTED, 400, id="action"
-    ),
+    pytest.param(SoapFault("a", subcode=ACTION_NOT_SUPPORTED), "Sender", ACTION_NOT_SUPPORTED, 400, id="action"),
     pytest.param(
         SoapFault("r", subcode=MESSAGE_ADDRESSING_HEADER_REQUIRED, detail="wsa:Action"),
         "Sender",
@@ -141,8 +135,7 @@ def test_message_id_is_injectable_and_otherwise_fresh() -> None:
     fixed = assert_valid(render_fault(SoapFault("x"), message_id="urn:uuid:fixed"))
     assert fixed.findtext("env:Header/wsa:MessageID", namespaces=NS) == "urn:uuid:fixed"
     first, second = (
-        assert_valid(render_fault(SoapFault("x"))).findtext("env:Header/wsa:MessageID", namespaces=NS)
-        for _ in range(2)
+        assert_valid(render_fault(SoapFault("x"))).findtext("env:Header/wsa:MessageID", namespaces=NS) for _ in range(2)
     )
     assert first != second and (first or "").startswith("urn:uuid:")
 
@@ -156,16 +149,10 @@ def test_no_detail_when_empty() -> None:
 DETAILS = [
     pytest.param(NOT_XML, "line 1", "xf:Message", "line 1", id="own"),
     pytest.param(None, "why", "xf:Message", "why", id="no-subcode"),
-    pytest.param(
-        MESSAGE_ADDRESSING_HEADER_REQUIRED, "wsa:Action", "wsa:ProblemHeaderQName", "wsa:Action", id="req"
-    ),
-    pytest.param(
-        INVALID_ADDRESSING_HEADER, "wsa:MessageID", "wsa:ProblemHeaderQName", "wsa:MessageID", id="inv"
-    ),
+    pytest.param(MESSAGE_ADDRESSING_HEADER_REQUIRED, "wsa:Action", "wsa:ProblemHeaderQName", "wsa:Action", id="req"),
+    pytest.param(INVALID_ADDRESSING_HEADER, "wsa:MessageID", "wsa:ProblemHeaderQName", "wsa:MessageID", id="inv"),
     pytest.param(INVALID_ADDRESSING_HEADER, "twice", "xf:Message", "twice", id="inv-not-a-qname"),
-    pytest.param(
-        ACTION_NOT_SUPPORTED, "urn:x:Nope", "wsa:ProblemAction/wsa:Action", "urn:x:Nope", id="action"
-    ),
+    pytest.param(ACTION_NOT_SUPPORTED, "urn:x:Nope", "wsa:ProblemAction/wsa:Action", "urn:x:Nope", id="action"),
 ]
 
 
@@ -183,10 +170,7 @@ def test_reason_with_characters_xml_cannot_carry_still_renders() -> None:
     root = assert_valid(render_fault(SoapFault("bad byte \x00 and \x1b here <&>", detail="\x01")))
     text = root.findtext("env:Body/env:Fault/env:Reason/env:Text", namespaces=NS)
     assert text == "bad byte \ufffd and \ufffd here <&>"
-    assert (
-        root.findtext("env:Body/env:Fault/env:Detail/xf:Message", namespaces={**NS, "xf": FAULT_NS})
-        == "\ufffd"
-    )
+    assert root.findtext("env:Body/env:Fault/env:Detail/xf:Message", namespaces={**NS, "xf": FAULT_NS}) == "\ufffd"
 
 
 def test_version_mismatch_carries_an_upgrade_header() -> None:

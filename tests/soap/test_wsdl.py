@@ -105,9 +105,7 @@ def stored_query_request() -> etree._Element:
 
 
 def register_request() -> etree._Element:
-    element = parse_xml((DATA / "register.xml").read_bytes()).find(
-        f"env:Body/{{{LCM}}}SubmitObjectsRequest", NS
-    )
+    element = parse_xml((DATA / "register.xml").read_bytes()).find(f"env:Body/{{{LCM}}}SubmitObjectsRequest", NS)
     assert element is not None
     return element
 
@@ -184,9 +182,7 @@ def test_zeep_request_is_accepted_by_our_parser(
     """zeep adds WS-Addressing by itself from wsaw:Action; our codec accepts what it sends."""
     original = request_element()
     zeep_client = client(wsdl_file)
-    message = etree.tostring(
-        zeep_client.create_message(zeep_client.service, operation, **as_zeep_args(original))
-    )
+    message = etree.tostring(zeep_client.create_message(zeep_client.service, operation, **as_zeep_args(original)))
     root = parse_xml(message)
     assert [e.text for e in root.iterfind("env:Header/wsa:Action", NS)] == [action]
     envelope = parse_envelope(message)
@@ -214,9 +210,7 @@ def test_zeep_roundtrip_through_our_codec(wsdl_file: Path) -> None:
         seen.append(headers)
         request = parse_envelope(message)
         body = f'<query:AdhocQueryResponse xmlns:query="{QUERY}" status="{SUCCESS}"/>'.encode()
-        answer = render_envelope(
-            action=ACTION_STORED_QUERY_RESPONSE, body=body, relates_to=request.message_id
-        )
+        answer = render_envelope(action=ACTION_STORED_QUERY_RESPONSE, body=body, relates_to=request.message_id)
         return 200, soap_content_type(ACTION_STORED_QUERY_RESPONSE), answer
 
     result = client(wsdl_file, registry).service[STORED_QUERY](**as_zeep_args(stored_query_request()))

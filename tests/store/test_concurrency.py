@@ -9,6 +9,7 @@ import pytest
 
 from xds import samples
 from xds.errors import ErrorCode, XDSError
+from xds.model.metadata import Submission
 from xds.node import Node
 from xds.registry.iti42 import register
 
@@ -21,11 +22,12 @@ def test_same_unique_id_registered_concurrently_once(node: Node, rounds: int) ->
     ctx = node.registry_context()
     for n in range(rounds):
         uid = f"1.2.3.4.{n}"
-        subs = [samples.submission(PID, [samples.document_entry(PID, unique_id=uid, content=bytes([i]))])
-                for i in range(2)]
+        subs = [
+            samples.submission(PID, [samples.document_entry(PID, unique_id=uid, content=bytes([i]))]) for i in range(2)
+        ]
         barrier = threading.Barrier(2)
 
-        def attempt(i: int) -> str:
+        def attempt(i: int, subs: list[Submission] = subs, barrier: threading.Barrier = barrier) -> str:
             barrier.wait()
             try:
                 register(subs[i], ctx)

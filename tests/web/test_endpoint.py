@@ -32,18 +32,34 @@ def _fault(resp_content: bytes) -> tuple[str, str]:
 CASES = [
     ("not xml", b"not xml at all", 400, "Sender", "NotXML"),
     ("dtd", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', 400, "Sender", "DTDNotAllowed"),
-    ("soap 1.1", b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/></s:Envelope>', 500,
-     "VersionMismatch", ""),
-    ("no action", f'<e:Envelope xmlns:e="{SOAP12}"><e:Header/><e:Body>{QUERY.decode()}</e:Body></e:Envelope>'.encode(),
-     400, "Sender", "MessageAddressingHeaderRequired"),
-    ("unknown action", request_envelope(action="urn:example:Nope", body=QUERY, to="http://x"), 400, "Sender",
-     "ActionNotSupported"),
+    (
+        "soap 1.1",
+        b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/></s:Envelope>',
+        500,
+        "VersionMismatch",
+        "",
+    ),
+    (
+        "no action",
+        f'<e:Envelope xmlns:e="{SOAP12}"><e:Header/><e:Body>{QUERY.decode()}</e:Body></e:Envelope>'.encode(),
+        400,
+        "Sender",
+        "MessageAddressingHeaderRequired",
+    ),
+    (
+        "unknown action",
+        request_envelope(action="urn:example:Nope", body=QUERY, to="http://x"),
+        400,
+        "Sender",
+        "ActionNotSupported",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("body", "status", "code", "subcode"), [pytest.param(*c[1:], id=c[0]) for c in CASES])
-def test_envelope_problems_are_soap_faults(client: TestClient, body: bytes, status: int, code: str,
-                                           subcode: str) -> None:
+def test_envelope_problems_are_soap_faults(
+    client: TestClient, body: bytes, status: int, code: str, subcode: str
+) -> None:
     resp = client.post(URL, content=body, headers={"content-type": CONTENT_TYPE})
     assert resp.status_code == status
     assert _fault(resp.content) == (code, subcode)
@@ -80,12 +96,18 @@ def test_unexpected_failure_is_a_receiver_fault_without_internals(
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(type(node.store), "stored_query", boom)
-    env = request_envelope(action=v.ACTION_STORED_QUERY, body=(
-        b'<query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"'
-        b' xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><query:ResponseOption returnType="ObjectRef"/>'
-        b'<rim:AdhocQuery id="urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4"><rim:Slot name="$XDSDocumentEntryEntryUUID">'
-        b"<rim:ValueList><rim:Value>('x')</rim:Value></rim:ValueList></rim:Slot></rim:AdhocQuery>"
-        b"</query:AdhocQueryRequest>"), to="http://x")
+    env = request_envelope(
+        action=v.ACTION_STORED_QUERY,
+        body=(
+            b'<query:AdhocQueryRequest xmlns:query="urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"'
+            b' xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><query:ResponseOption returnType="ObjectRef"/>'
+            b'<rim:AdhocQuery id="urn:uuid:5c4f972b-d56b-40ac-a5fc-c8ca9b40b9d4">'
+            b'<rim:Slot name="$XDSDocumentEntryEntryUUID">'
+            b"<rim:ValueList><rim:Value>('x')</rim:Value></rim:ValueList></rim:Slot></rim:AdhocQuery>"
+            b"</query:AdhocQueryRequest>"
+        ),
+        to="http://x",
+    )
     resp = client.post(URL, content=env, headers={"content-type": CONTENT_TYPE})
     assert resp.status_code == 500
     assert _fault(resp.content)[0] == "Receiver"

@@ -113,6 +113,7 @@ class _Registration:
         self.now = ctx.now()
         self.errors: list[XDSError] = []
         self.updates: dict[str, RegistryObject] = {}
+        self.reused: set[str] = set()
 
     def run(self) -> None:
         self._patient()
@@ -125,7 +126,7 @@ class _Registration:
         self._relationships(stored)
         self._folder_members(stored)
         self._fail_if_errors()
-        self.tx.insert(self._approved())
+        self.tx.insert(self._approved(), reused_unique_ids=self.reused)
         for obj in self.updates.values():
             self.tx.replace(obj)
 
@@ -147,12 +148,11 @@ class _Registration:
         """ITI TF-3 §4.2.4.1: XDSDuplicateUniqueIdInRegistry, or XDSNonIdenticalHash for a document."""
         objs: list[SubmissionSet | DocumentEntry | Folder] = [self.ss, *self.entries, *self.folders]
         mine = {o.unique_id: o for o in objs}
-        redirect: dict[str, str] = {}
         for old in self.tx.objects_by_unique_id(list(mine)):
             new = mine[old.unique_id or ""]
             if isinstance(new, DocumentEntry) and old.kind == KIND_DOCUMENT:
                 if (old.hash or "").lower() == new.hash.lower() and new.hash:
-                    redirect[new.id] = old.id
+                    self.reused.add(new.unique_id)  # the same document registered again: accepted
                     continue
                 self.errors.append(
                     NonIdenticalHash(
@@ -166,12 +166,6 @@ class _Registration:
                     f"uniqueId {new.unique_id} is already used in the registry", location=new.unique_id
                 )
             )
-        if redirect:
-            self.entries = [de for de in self.entries if de.id not in redirect]
-            self.assocs = [
-                dataclasses.replace(a, source=redirect.get(a.source, a.source), target=redirect.get(a.target, a.target))
-                for a in self.assocs
-            ]
 
     def _resolve(self) -> dict[str, StoredObject]:
         local = {o.id for o in (self.ss, *self.entries, *self.folders, *self.assocs)}

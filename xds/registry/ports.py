@@ -55,8 +55,12 @@ class RegistryTx(Protocol):
         """Associations whose source is in ``sources`` or whose target is in ``targets``, of ``types``."""
         ...
 
-    def insert(self, objects: Sequence[RegistryObject]) -> None:
-        """Store new objects (their ids are final ``urn:uuid:`` values)."""
+    def insert(self, objects: Sequence[RegistryObject], *, reused_unique_ids: Collection[str] = ()) -> None:
+        """Store new objects (their ids are final ``urn:uuid:`` values) and claim their uniqueIds.
+
+        ``reused_unique_ids`` are already claimed by a DocumentEntry with the identical hash; every other
+        uniqueId is claimed now, and a claim that already exists fails the transaction.
+        """
         ...
 
     def replace(self, obj: RegistryObject) -> None:

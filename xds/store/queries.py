@@ -270,7 +270,11 @@ def _members(conn: Connection, q: ParsedQuery, owner: StoredObject, *, folders: 
     docs = _run(conn, RO.c.kind == KIND_DOCUMENT, RO.c.id.in_(targets), *_de_filters(q)) if targets else []
     fols = _run(conn, RO.c.kind == KIND_FOLDER, RO.c.id.in_(targets)) if folders and targets else []
     objects = [owner, *docs, *fols]
-    return objects + _links(conn, objects, anchors=[owner.id] if folders else ())
+    if not folders:
+        # §3.18.4.1.2.3.7.11: the Folder, its DocumentEntries and the Folder's HasMember associations to them
+        kept = {d.id for d in docs}
+        return objects + [a for a in links if a.target in kept]
+    return objects + _links(conn, objects, anchors=[owner.id])
 
 
 def get_submission_set_and_contents(conn: Connection, q: ParsedQuery) -> list[StoredObject]:

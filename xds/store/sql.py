@@ -22,6 +22,7 @@ from registry_schema.tables import (
     ObjectCode,
     ObjectReferenceId,
     Patient,
+    UniqueIdClaim,
 )
 from xds import vocabulary as v
 from xds.ebrim.encode import to_bytes
@@ -44,6 +45,7 @@ OA = cast(Table, ObjectAuthor.__table__)
 OREF = cast(Table, ObjectReferenceId.__table__)
 PAT = cast(Table, Patient.__table__)
 NS = cast(Table, NodeSetting.__table__)
+CLAIM = cast(Table, UniqueIdClaim.__table__)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -190,11 +192,19 @@ class SqlTx:
             stmt = stmt.where(RO.c.assoc_type.in_(list(types)))
         return to_objects(self.conn.execute(stmt.order_by(RO.c.seq)))
 
-    def insert(self, objects: Sequence[RegistryObject]) -> None:
+    def insert(self, objects: Sequence[RegistryObject], *, reused_unique_ids: Collection[str] = ()) -> None:
         if not objects:
             return
+        rows = [_row(o) for o in objects]
+        claims = [
+            {"unique_id": r["unique_id"], "kind": r["kind"], "hash": r["hash"]}
+            for r in rows
+            if r["unique_id"] and r["unique_id"] not in reused_unique_ids
+        ]
+        if claims:
+            self.conn.execute(insert(CLAIM), claims)
         stmt = insert(RO).returning(RO.c.seq, sort_by_parameter_order=True)
-        seqs = [r[0] for r in self.conn.execute(stmt, [_row(o) for o in objects])]
+        seqs = [r[0] for r in self.conn.execute(stmt, rows)]
         codes, persons, refs = [], [], []
         for seq, obj in zip(seqs, objects, strict=True):
             c, p, r = _side_rows(seq, obj)

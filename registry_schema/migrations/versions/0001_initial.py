@@ -45,7 +45,14 @@ def upgrade() -> None:
         sa.Column("xml", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name="pk_registry_object"),
         sa.UniqueConstraint("id", name="uq_registry_object_id"),
-        sa.UniqueConstraint("unique_id", "version", name="uq_registry_object_unique_id_version"),
+    )
+    op.create_index("ix_registry_object_unique_id", "registry_object", ["unique_id"])
+    op.create_table(
+        "unique_id_claim",
+        sa.Column("unique_id", sa.String(128), nullable=False),
+        sa.Column("kind", sa.String(2), nullable=False),
+        sa.Column("hash", sa.String(64)),
+        sa.PrimaryKeyConstraint("unique_id", name="pk_unique_id_claim"),
     )
     op.create_index("ix_registry_object_lid", "registry_object", ["lid"])
     op.create_index("ix_registry_object_patient", "registry_object", ["patient_id", "kind", "status", "creation_time"])
@@ -87,6 +94,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
+        "unique_id_claim",
         "node_setting",
         "patient",
         "object_reference_id",

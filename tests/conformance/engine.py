@@ -1,0 +1,206 @@
+"""Replay NIST TestSteps against the registry, keeping what each step assigned for later steps.
+
+Theory of operation: an :class:`Engine` owns one node's test client and the per-run memory the NIST engine
+keeps in its log files: for every (test, section, step) the uniqueIds it assigned (AssignedUids), the
+object ids it sent (AssignedUuids), the SubmissionSet patient id (AssignedPatientId) and its ``<Report>``
+values. A register step is loaded, converted from ebRS 2.1 when needed, filled in (:mod:`substitute`),
+validated against the XSDs and sent as ITI-42; a query step is filled in, validated and sent as ITI-18.
+
+Patients: ``main`` is every test's session patient (NIST 15817/15818 ``pif``), ``alt`` a second fed patient
+(NIST 15817b, ``$altpatientid$``) and ``second`` a third one for a test that must load data for another
+patient (12374). ``<AltPatientId/>`` uses a fresh id nobody fed; ``<NewPatientId/>`` switches the test to a
+fresh fed id.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Final
+
+from lxml import etree
+from starlette.testclient import TestClient
+
+from tests.conformance import ebrs21
+from tests.conformance import substitute as sub
+from tests.conformance.testplan import Step, UseReport, load_section
+from tests.conformance.verdict import Expectation, Result, problems
+from tests.support import post
+from tests.xsd import assert_valid
+from xds import vocabulary as v
+from xds.node import Node
+
+Key = tuple[str, str, str]
+PATIENT_DOMAIN: Final = "1.3.6.1.4.1.21367.13.20.1000"
+_SESSION_FEEDS: Final = frozenset({"15817", "15818"})
+_ALT_FEED: Final = "15817b"
+_NIST_LOG_PATH: Final = re.compile(r"//TestStep\[@id='[^']*'\]")
+"""Asserts written against the NIST log (``//TestStep[@id='x']//...``) are applied to the answer itself."""
+_ACTIONS: Final = {"RegisterTransaction": v.ACTION_REGISTER, "StoredQueryTransaction": v.ACTION_STORED_QUERY}
+
+
+class HarnessError(Exception):
+    """The harness cannot run this step (unsupported transaction, missing earlier value...)."""
+
+
+def new_patient_id() -> str:
+    """A fresh HL7 CX patient id in the NIST test affinity domain."""
+    return f"{uuid.uuid4().hex[:16]}^^^&{PATIENT_DOMAIN}&ISO"
+
+
+def _parse(path: Path) -> etree._Element:
+    parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False, remove_blank_text=True)
+    return etree.parse(str(path), parser).getroot()
+
+
+class Engine:
+    """One run of NIST sections against one registry node."""
+
+    def __init__(self, client: TestClient, node: Node, tests: Path) -> None:
+        self.client, self.node, self.tests = client, node, tests
+        self.patients = {name: self._fed(new_patient_id()) for name in ("main", "alt", "second")}
+        self.current: dict[str, str] = {}
+        self.uids: dict[Key, dict[str, str]] = {}
+        self.uuids: dict[Key, dict[str, str]] = {}
+        self.pids: dict[Key, str] = {}
+        self.reports: dict[Key, dict[str, str]] = {}
+        self.log: list[Result] = []
+
+    def _fed(self, pid: str) -> str:
+        self.node.store.add_patient(pid)
+        return pid
+
+    # --- sections ----------------------------------------------------------------------------------------
+
+    def prepare(self, ref: str, role: str = "prerequisite") -> None:
+        """Run every step of ``test/section[@patient]``; each must meet its own expectation."""
+        test, section = self._enter(ref)
+        for step in load_section(self.tests, test, section):
+            self._checked(step, role)
+
+    def target(self, ref: str, step_id: str) -> Result:
+        """Run ``test/section`` up to step ``step_id`` (earlier steps checked); return that step's result."""
+        test, section = self._enter(ref)
+        steps = load_section(self.tests, test, section)
+        if step_id not in [s.id for s in steps]:
+            raise HarnessError(f"{test}/{section} has no step {step_id!r}")
+        for step in steps:
+            if step.id == step_id:
+                return self.run(step)
+            self._checked(step, "earlier")
+        raise AssertionError("unreachable")
+
+    def _enter(self, ref: str) -> tuple[str, str]:
+        path, _, patient = ref.partition("@")
+        test, _, section = path.partition("/")
+        self.current.setdefault(test, self.patients[patient or "main"])
+        return test, section
+
+    def _checked(self, step: Step, role: str) -> None:
+        result = self.run(step)
+        found = problems(Expectation.of(step), result)
+        if found:
+            raise AssertionError(f"{role} step {step.label} failed: {'; '.join(found)}\n  answer: {result.describe()}")
+
+    # --- one step ----------------------------------------------------------------------------------------
+
+    def run(self, step: Step) -> Result:
+        """Send one step and remember what it assigned."""
+        if "NewPatientId" in step.flags:
+            self.current[step.test] = self._fed(new_patient_id())
+        if step.transaction == "PatientIdentityFeedTransaction":
+            self._fed(self.current[step.test])  # ids are fed up front; a feed step only repeats that
+        if step.transaction in ("", "NullTransaction", "PatientIdentityFeedTransaction"):
+            result = Result(step)  # sends nothing
+        elif step.transaction in _ACTIONS:
+            result = self._send(step)
+        else:
+            raise HarnessError(f"{step.label}: {step.transaction} is not supported by this harness")
+        self._assertions(step, result)
+        self.log.append(result)
+        return result
+
+    def _assertions(self, step: Step, result: Result) -> None:
+        """``<Assert>`` XPaths on this answer, or the previous one for a NullTransaction."""
+        if not step.assertions:
+            return
+        bodies = [r.body for r in (*self.log, result) if r.body is not None]
+        if not bodies:
+            raise HarnessError(f"{step.label}: assertions but no answer to check them against")
+        for name, xpath in step.assertions:
+            expr = _NIST_LOG_PATH.sub("", xpath)
+            try:
+                ok = bool(bodies[-1].xpath(expr))
+            except etree.XPathError as exc:
+                raise HarnessError(f"{step.label}: assertion {name}: {exc}") from None
+            if not ok:
+                result.failed_assertions.append(f"assertion {name} is false: {' '.join(xpath.split())}")
+
+    def _send(self, step: Step) -> Result:
+        root = _parse(step.directory / step.metadata_file)
+        if ebrs21.is_ebrs21(root) and "NoConvert" not in step.flags:
+            root = ebrs21.to_ebrs30(root)
+        sub.fill(root, self._values(step))
+        if step.transaction == "RegisterTransaction":
+            self._register_substitutions(step, root)
+        left = sub.leftovers(root)
+        if left:
+            raise HarnessError(f"{step.label}: placeholders without a value: {sorted(left)}")
+        assert_valid(root, what=f"request of {step.label}")
+        self._record_reports(step, root, "InputMetadata")
+        answer = post(self.client, _ACTIONS[step.transaction], etree.tostring(root))
+        self._record_reports(step, answer.body, "Result")
+        return Result.of_answer(step, answer.body, root)
+
+    def _register_substitutions(self, step: Step, root: etree._Element) -> None:
+        pid = new_patient_id() if "AltPatientId" in step.flags else self.current[step.test]
+        if "NoPatientId" not in step.flags:
+            sub.set_patient(root, pid)
+        enabled = "NoAssignUids" not in step.flags
+        self.uids[step.key] = sub.assign_uids(root, enabled=enabled, keep=step.keep_uids)
+        sub.set_source_id(root)
+        self.uuids[step.key] = sub.assign_uuids(root, enabled="AssignUuids" in step.flags)
+        self.pids[step.key] = sub.submission_patient(root)
+
+    def _record_reports(self, step: Step, root: etree._Element, source: str) -> None:
+        for r in step.reports:
+            if r.source == source:
+                value = sub.report(root, r.xpath)
+                if value is not None:
+                    self.reports.setdefault(step.key, {})[r.name] = value
+
+    # --- placeholder values ------------------------------------------------------------------------------
+
+    def _values(self, step: Step) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for u in step.use_ids:
+            key = (u.test, u.section, u.step)
+            found: str | None
+            if u.kind == "AssignedPatientId":
+                found = self.pids.get(key)
+            else:
+                tables = {"AssignedUuids": self.uuids, "AssignedUids": self.uids}
+                found = tables.get(u.kind, {}).get(key, {}).get(u.object_id)
+            if found is None:
+                raise HarnessError(
+                    f"{step.label}: no {u.kind} value for {u.object_id!r} of {'/'.join(key)}"
+                    " (not run, or the registry assigned it)"
+                )
+            values[u.symbol] = found
+        for r in step.use_reports:
+            values[r.symbol] = self._report(step, r)
+        return values
+
+    def _report(self, step: Step, r: UseReport) -> str:
+        if r.test in _SESSION_FEEDS and r.report == "$patientid$":
+            return self.current[step.test]
+        if r.test == _ALT_FEED and r.report == "$patientid$":
+            return self.patients["alt"]
+        value = self.reports.get((r.test, r.section, r.step), {}).get(r.report)
+        if value is None:
+            raise HarnessError(f"{step.label}: no report {r.report!r} from {r.test}/{r.section}#{r.step}")
+        return value
+
+
+__all__ = ["Engine", "HarnessError", "new_patient_id"]
