@@ -1,0 +1,1 @@
+"""Storage adapters: the SQLAlchemy registry store and the stored queries as SQL."""

@@ -1,0 +1,1 @@
+"""Web adapters: the SOAP endpoint boundary, actor wiring and structured logs."""
