@@ -168,8 +168,20 @@ def _common(elem: etree._Element) -> dict[str, object]:
     }
 
 
-def _external_ids(elem: etree._Element) -> list[tuple[str, str, etree._Element]]:
-    return [(e.get("identificationScheme", ""), e.get("value", ""), e) for e in elem.iterchildren(_EXTERNAL_ID)]
+def _identifiers(elem: etree._Element, fields: dict[str, object], named: dict[str, str]) -> list[ExternalIdentifier]:
+    """Put the named ExternalIdentifiers (scheme -> field) into ``fields``; return the others."""
+    owner = str(fields["id"])
+    extra: list[ExternalIdentifier] = []
+    for e in elem.iterchildren(_EXTERNAL_ID):
+        scheme, value = e.get("identificationScheme", ""), e.get("value", "")
+        name = named.get(scheme)
+        if name == "patient_id":
+            fields[name] = _cx(owner, "patientId", value)
+        elif name:
+            fields[name] = value
+        else:
+            extra.append(ExternalIdentifier(scheme=scheme, value=value, name=international(e.find(_NAME))))
+    return extra
 
 
 def _cx(owner: str, what: str, value: str) -> CX:
@@ -210,14 +222,7 @@ def document_entry(elem: etree._Element, classifications: Iterable[etree._Elemen
             fields["limited_metadata"] = True
         else:
             extra_cls.append(_generic_classification(c))
-    extra_ids: list[ExternalIdentifier] = []
-    for scheme, value, e in _external_ids(elem):
-        if scheme == v.DE_PATIENT_ID:
-            fields["patient_id"] = _cx(owner, "patientId", value)
-        elif scheme == v.DE_UNIQUE_ID:
-            fields["unique_id"] = value
-        else:
-            extra_ids.append(ExternalIdentifier(scheme=scheme, value=value, name=international(e.find(_NAME))))
+    extra_ids = _identifiers(elem, fields, {v.DE_PATIENT_ID: "patient_id", v.DE_UNIQUE_ID: "unique_id"})
     return _build(DocumentEntry, fields, authors=tuple(authors), slots=extra_slots, cls=extra_cls, ids=extra_ids)
 
 
@@ -320,16 +325,8 @@ def _submission_set(elem: etree._Element, every: list[etree._Element]) -> Submis
             fields["content_type_code"] = _code(owner, c, "contentTypeCode")
         else:
             extra_cls.append(_generic_classification(c))
-    extra_ids: list[ExternalIdentifier] = []
-    for scheme, value, e in _external_ids(elem):
-        if scheme == v.SS_PATIENT_ID:
-            fields["patient_id"] = _cx(owner, "patientId", value)
-        elif scheme == v.SS_UNIQUE_ID:
-            fields["unique_id"] = value
-        elif scheme == v.SS_SOURCE_ID:
-            fields["source_id"] = value
-        else:
-            extra_ids.append(ExternalIdentifier(scheme=scheme, value=value, name=international(e.find(_NAME))))
+    named = {v.SS_PATIENT_ID: "patient_id", v.SS_UNIQUE_ID: "unique_id", v.SS_SOURCE_ID: "source_id"}
+    extra_ids = _identifiers(elem, fields, named)
     return _build(SubmissionSet, fields, authors=tuple(authors), slots=extra_slots, cls=extra_cls, ids=extra_ids)
 
 
@@ -355,14 +352,7 @@ def _folder(elem: etree._Element, every: list[etree._Element]) -> Folder:
         else:
             extra_cls.append(_generic_classification(c))
     fields["codes"] = tuple(codes)
-    extra_ids: list[ExternalIdentifier] = []
-    for scheme, value, e in _external_ids(elem):
-        if scheme == v.FOLDER_PATIENT_ID:
-            fields["patient_id"] = _cx(owner, "patientId", value)
-        elif scheme == v.FOLDER_UNIQUE_ID:
-            fields["unique_id"] = value
-        else:
-            extra_ids.append(ExternalIdentifier(scheme=scheme, value=value, name=international(e.find(_NAME))))
+    extra_ids = _identifiers(elem, fields, {v.FOLDER_PATIENT_ID: "patient_id", v.FOLDER_UNIQUE_ID: "unique_id"})
     return _build(Folder, fields, slots=extra_slots, cls=extra_cls, ids=extra_ids)
 
 
@@ -373,9 +363,7 @@ def association(elem: etree._Element, classifications: Iterable[etree._Element] 
     fields["source"] = elem.get("sourceObject", "")
     fields["target"] = elem.get("targetObject", "")
     extra_cls = [_generic_classification(c) for c in [*elem.iterchildren(_CLASSIFICATION), *classifications]]
-    extra_ids = [
-        ExternalIdentifier(scheme=s, value=val, name=international(e.find(_NAME))) for s, val, e in _external_ids(elem)
-    ]
+    extra_ids = _identifiers(elem, fields, {})
     return _build(Association, fields, slots=slots(elem), cls=extra_cls, ids=extra_ids)
 
 

@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from lxml import etree
 
 from xds import vocabulary as v
-from xds.model.hl7 import CX
 from xds.model.metadata import Association, Author, Code, DocumentEntry, Folder, RegistryObject, SubmissionSet
 from xds.model.rim import Classification, ExternalIdentifier, InternationalString, LocalizedString, Slot
 from xds.namespaces import RIM, XML, qn
@@ -301,11 +300,6 @@ def any_object(obj: RegistryObject) -> etree._Element:
 def to_bytes(obj: RegistryObject) -> bytes:
     """The object as a standalone UTF-8 XML fragment (no declaration), as the registry stores it."""
     return etree.tostring(any_object(obj), encoding="utf-8")
-
-
-def cx_str(cx: CX | None) -> str:
-    """``str(cx)`` or '' for None."""
-    return "" if cx is None else str(cx)
 
 
 __all__ = [

@@ -86,6 +86,9 @@ class _Composite:
     def __str__(self) -> str:
         return _join([str(getattr(self, f.name)) for f in dataclasses.fields(self)], "^")  # type: ignore[arg-type]
 
+    def __post_init__(self) -> None:
+        self._check()
+
     def _check(self) -> None:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             val = getattr(self, f.name)
@@ -108,9 +111,6 @@ class CX(_Composite):
     assigning_authority: HD = field(default_factory=HD)
     identifier_type_code: str = ""
     assigning_facility: str = ""
-
-    def __post_init__(self) -> None:
-        self._check()
 
     def is_xds_patient_id(self) -> bool:
         """True when this is a well-formed XDS patient id (ITI TF-3 Table 4.2.3.1.7-2, CX)."""
@@ -142,9 +142,6 @@ class XCN(_Composite):
     source_table: str = ""
     assigning_authority: HD = field(default_factory=HD)
 
-    def __post_init__(self) -> None:
-        self._check()
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class XON(_Composite):
@@ -165,9 +162,6 @@ class XON(_Composite):
     name_representation_code: str = ""
     organization_identifier: str = ""
 
-    def __post_init__(self) -> None:
-        self._check()
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class XTN(_Composite):
@@ -183,9 +177,6 @@ class XTN(_Composite):
     local_number: str = ""
     extension: str = ""
     any_text: str = ""
-
-    def __post_init__(self) -> None:
-        self._check()
 
 
 @dataclass(frozen=True, slots=True, order=True)
