@@ -14,7 +14,7 @@ ITI TF-2 §3.18.4.1.2.3.7 (the parameters each stored query filters on).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, MetaData, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 _NAMING = {
@@ -61,7 +61,7 @@ class RegistryObjectRow(Base):
     assoc_type: Mapped[str | None] = mapped_column(String(80))
     source_object: Mapped[str | None] = mapped_column(_ID, index=True)
     target_object: Mapped[str | None] = mapped_column(_ID, index=True)
-    xml: Mapped[bytes] = mapped_column(LargeBinary)
+    xml: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_registry_object_unique_id", "unique_id"),

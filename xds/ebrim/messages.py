@@ -125,7 +125,7 @@ def adhoc_query_response(resp: QueryResponse) -> bytes:
             for r in resp.refs
         ).encode()
     else:
-        body = b"".join(resp.leaf)
+        body = "".join(resp.leaf).encode()
     return head + body + b"</rim:RegistryObjectList></query:AdhocQueryResponse>"
 
 

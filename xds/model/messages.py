@@ -1,6 +1,6 @@
 """Transaction messages as data: stored-query requests and the registry's responses.
 
-A query response carries its LeafClass objects as stored ebRIM XML fragments (bytes), so the registry
+A query response carries its LeafClass objects as stored ebRIM XML fragments (text), so the registry
 answers from stored bytes without rebuilding trees (ARCHITECTURE.md §4).
 
 References
@@ -60,7 +60,7 @@ class QueryResponse:
 
     status: str = v.RESPONSE_SUCCESS
     errors: tuple[RegistryErrorItem, ...] = ()
-    leaf: tuple[bytes, ...] = ()
+    leaf: tuple[str, ...] = ()
     refs: tuple[ObjectRef, ...] = ()
 
 

@@ -191,7 +191,7 @@ class _Registration:
     def _current(self, obj: StoredObject) -> RegistryObject:
         if obj.id in self.updates:
             return self.updates[obj.id]
-        return decode.any_object(parse_xml(obj.xml))
+        return decode.any_object(parse_xml(obj.xml.encode()))
 
     def _relationships(self, stored: dict[str, StoredObject]) -> None:
         """ITI TF-3 §4.1.6: targets of RPLC/APND/XFRM/XFRM_RPLC/signs are Approved DocumentEntries."""

@@ -26,7 +26,7 @@ class StoredObject:
     id: str
     kind: str
     status: str
-    xml: bytes
+    xml: str
     lid: str = ""
     patient_id: str | None = None
     unique_id: str | None = None

@@ -1,8 +1,12 @@
-"""The 14 stored queries as SQL: one function per query, one ``where`` clause per parameter.
+"""The 14 stored queries as SQL: one function per query, one clause per parameter.
 
-Every builder takes a validated :class:`~xds.registry.sq_params.ParsedQuery` and returns stored objects in a
-stable order (the main objects by insertion order, then their associations). Values are always bound
-parameters. Each clause cites its ITI TF-2 §3.18.4.1.2.3.7 rule.
+Theory of operation: a query function describes its ``WHERE`` clause with a :class:`_Where`, one call per
+parameter, each call citing its ITI TF-2 §3.18.4.1.2.3.7 rule. ``_Where`` records the *shape* of the clause
+(which columns, which operators, how many values for LIKE lists, how many AND-ed code terms) apart from the
+values, which are always bound parameters (lists are expanding ``IN`` parameters). The SQL statement is built
+once per shape and kept in a small cache, so a busy registry does not rebuild the same expression tree for every
+request. Every function returns stored objects in a stable order (the main objects by insertion order, then
+their associations).
 
 References
 ----------
@@ -12,10 +16,11 @@ AND across repeated slots); §3.18.4.1.2.3.4 (time ranges: From is inclusive, To
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, bindparam, exists, or_, select
 
 from registry_schema.tables import ObjectAuthor, ObjectCode, ObjectReferenceId, RegistryObjectRow
 from xds import vocabulary as v
@@ -49,193 +54,254 @@ COLUMNS = (
     RO.c.seq,
 )
 _STATUS_PREFIX = "urn:oasis:names:tc:ebxml-regrep:StatusType:"
+_CACHE_SIZE = 512
+_cache: OrderedDict[tuple[tuple[Any, ...], ...], Select[Any]] = OrderedDict()
 
 
-def to_objects(rows: Iterable[object]) -> list[StoredObject]:
+def to_objects(rows: Iterable[Any]) -> list[StoredObject]:
     """Rows selected with :data:`COLUMNS` as :class:`StoredObject`."""
-    return [StoredObject(*row) for row in rows]  # type: ignore[misc]
+    return [StoredObject(*row) for row in rows]
 
 
-def _select(*where: ColumnElement[bool]) -> Select[tuple[object, ...]]:
-    return select(*COLUMNS).where(*where).order_by(RO.c.seq)
+class _Where:
+    """A conjunction of clauses over ``registry_object``: shape and bound values kept apart."""
+
+    def __init__(self, kind: str) -> None:
+        self.shape: list[tuple[Any, ...]] = [("kind", kind)]
+        self.values: dict[str, Any] = {}
+
+    def _bind(self, value: Any) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return name
+
+    def eq(self, column: str, value: Any) -> _Where:
+        self.shape.append(("eq", column, self._bind(value)))
+        return self
+
+    def in_(self, column: str, values: Collection[str]) -> _Where:
+        self.shape.append(("in", column, self._bind(list(values))))
+        return self
+
+    def either_in(self, first: str, second: str, values: Collection[str]) -> _Where:
+        """``first IN values OR second IN values``."""
+        both = list(values)
+        self.shape.append(("either", first, second, self._bind(both), self._bind(both)))
+        return self
+
+    def time_range(self, q: ParsedQuery, prefix: str, column: str) -> _Where:
+        """§3.18.4.1.2.3.4: ``...From`` matches value >= From, ``...To`` matches value < To."""
+        lo, hi = q.get_str(prefix + "From"), q.get_str(prefix + "To")
+        if lo is not None:
+            self.shape.append(("ge", column, self._bind(lo)))
+        if hi is not None:
+            self.shape.append(("lt", column, self._bind(hi)))
+        return self
+
+    def codes(self, q: ParsedQuery, name: str, scheme: str) -> _Where:
+        """§3.18.4.1.2.3.6: each slot is an OR-list of ``code^^scheme``; repeated slots are ANDed."""
+        for values in q.get_codes(name) or []:
+            self.shape.append(("code", self._bind(scheme), self._bind(values)))
+        return self
+
+    def authors(self, patterns: list[str] | None) -> _Where:
+        """AuthorPerson: SQL LIKE with % and _ wildcards (§3.18.4.1.2.3.7.1); several values are ORed."""
+        if patterns:
+            self.shape.append(("like", *(self._bind(p) for p in patterns)))
+        return self
+
+    def references(self, values: list[str] | None) -> _Where:
+        """§3.18.4.1.2.3.7.14: an entry matches when any of its referenceIdList values is listed."""
+        if values is not None:
+            self.shape.append(("ref", self._bind(values)))
+        return self
+
+    def de_filters(self, q: ParsedQuery, default_types: tuple[str, ...] = (v.DE_STABLE,)) -> _Where:
+        """Filters shared by FindDocuments, GetAll and the *AndContents queries (objectType stable by default)."""
+        self.in_("object_type", q.get_list("$XDSDocumentEntryType") or default_types)
+        self.codes(q, "$XDSDocumentEntryFormatCode", v.DE_FORMAT_CODE)
+        return self.codes(q, "$XDSDocumentEntryConfidentialityCode", v.DE_CONFIDENTIALITY_CODE)
+
+    def run(self, conn: Connection) -> list[StoredObject]:
+        key = tuple(self.shape)
+        stmt = _cache.get(key)
+        if stmt is None:
+            stmt = cast("Select[Any]", select(*COLUMNS).where(*(_clause(i) for i in self.shape)).order_by(RO.c.seq))
+            _cache[key] = stmt
+            if len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+        return to_objects(conn.execute(stmt, self.values).all())
 
 
-def _run(conn: Connection, *where: ColumnElement[bool]) -> list[StoredObject]:
-    return to_objects(conn.execute(_select(*where)))
+def _col(name: str) -> ColumnElement[Any]:
+    return cast("ColumnElement[Any]", RO.c[name])
 
 
-def _statuses(values: list[str]) -> list[str]:
-    return [s if s.startswith("urn:") else _STATUS_PREFIX + s for s in values]
+def _clause(item: tuple[Any, ...]) -> ColumnElement[bool]:
+    """The SQL of one recorded clause, with bind parameters in place of values."""
+    op = item[0]
+    if op == "kind":
+        return _col("kind") == str(item[1])
+    if op == "eq":
+        return _col(item[1]) == bindparam(item[2])
+    if op == "in":
+        return _col(item[1]).in_(bindparam(item[2], expanding=True))
+    if op == "either":
+        first = _col(item[1]).in_(bindparam(item[3], expanding=True))
+        return or_(first, _col(item[2]).in_(bindparam(item[4], expanding=True)))
+    if op == "ge":
+        return _col(item[1]) >= bindparam(item[2])
+    if op == "lt":
+        return _col(item[1]) < bindparam(item[2])
+    if op == "code":
+        return exists().where(
+            OC.c.object_seq == RO.c.seq,
+            OC.c.scheme == bindparam(item[1]),
+            OC.c.value.in_(bindparam(item[2], expanding=True)),
+        )
+    if op == "like":
+        return exists().where(OA.c.object_seq == RO.c.seq, or_(*(OA.c.person.like(bindparam(p)) for p in item[1:])))
+    return exists().where(OR.c.object_seq == RO.c.seq, OR.c.value.in_(bindparam(item[1], expanding=True)))
 
 
-def _codes(q: ParsedQuery, name: str, scheme: str) -> list[ColumnElement[bool]]:
-    """§3.18.4.1.2.3.6: each slot is an OR-list; repeated slots are ANDed."""
-    terms = q.get_codes(name) or []
-    return [
-        exists().where(OC.c.object_seq == RO.c.seq, OC.c.scheme == scheme, OC.c.value.in_(values)) for values in terms
-    ]
-
-
-def _time(q: ParsedQuery, prefix: str, column: ColumnElement[str]) -> list[ColumnElement[bool]]:
-    """§3.18.4.1.2.3.4: ``...From`` matches value >= From, ``...To`` matches value < To."""
-    out: list[ColumnElement[bool]] = []
-    lo, hi = q.get_str(prefix + "From"), q.get_str(prefix + "To")
-    if lo is not None:
-        out.append(column >= lo)
-    if hi is not None:
-        out.append(column < hi)
-    return out
-
-
-def _authors(patterns: list[str] | None) -> list[ColumnElement[bool]]:
-    """AuthorPerson: SQL LIKE with % and _ wildcards (§3.18.4.1.2.3.7.1); several values are ORed."""
-    if not patterns:
-        return []
-    return [exists().where(OA.c.object_seq == RO.c.seq, or_(*(OA.c.person.like(p) for p in patterns)))]
-
-
-def _de_filters(q: ParsedQuery) -> list[ColumnElement[bool]]:
-    """Filters shared by FindDocuments, GetAll and the *AndContents queries."""
-    types = q.get_list("$XDSDocumentEntryType") or [v.DE_STABLE]
-    return [
-        RO.c.object_type.in_(types),
-        *_codes(q, "$XDSDocumentEntryFormatCode", v.DE_FORMAT_CODE),
-        *_codes(q, "$XDSDocumentEntryConfidentialityCode", v.DE_CONFIDENTIALITY_CODE),
-    ]
+def _statuses(values: list[str] | None) -> list[str]:
+    return [s if s.startswith("urn:") else _STATUS_PREFIX + s for s in values or []]
 
 
 def find_documents(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.1 FindDocuments (and .14 FindDocumentsByReferenceId)."""
-    where = [
-        RO.c.kind == KIND_DOCUMENT,
-        RO.c.patient_id == q.get_str("$XDSDocumentEntryPatientId"),
-        RO.c.status.in_(_statuses(q.get_list("$XDSDocumentEntryStatus") or [])),
-        *_de_filters(q),
-        *_codes(q, "$XDSDocumentEntryClassCode", v.DE_CLASS_CODE),
-        *_codes(q, "$XDSDocumentEntryTypeCode", v.DE_TYPE_CODE),
-        *_codes(q, "$XDSDocumentEntryPracticeSettingCode", v.DE_PRACTICE_SETTING_CODE),
-        *_codes(q, "$XDSDocumentEntryHealthcareFacilityTypeCode", v.DE_HEALTHCARE_FACILITY_TYPE_CODE),
-        *_codes(q, "$XDSDocumentEntryEventCodeList", v.DE_EVENT_CODE),
-        *_time(q, "$XDSDocumentEntryCreationTime", RO.c.creation_time),
-        *_time(q, "$XDSDocumentEntryServiceStartTime", RO.c.service_start_time),
-        *_time(q, "$XDSDocumentEntryServiceStopTime", RO.c.service_stop_time),
-        *_authors(q.get_list("$XDSDocumentEntryAuthorPerson")),
-    ]
-    refs = q.get_list("$XDSDocumentEntryReferenceIdList")
-    if refs is not None:
-        # §3.18.4.1.2.3.7.14: an entry matches when any of its referenceIdList values is in the list
-        where.append(exists().where(OR.c.object_seq == RO.c.seq, OR.c.value.in_(refs)))
-    return _run(conn, *where)
+    return (
+        _Where(KIND_DOCUMENT)
+        .eq("patient_id", q.get_str("$XDSDocumentEntryPatientId"))
+        .in_("status", _statuses(q.get_list("$XDSDocumentEntryStatus")))
+        .de_filters(q)
+        .codes(q, "$XDSDocumentEntryClassCode", v.DE_CLASS_CODE)
+        .codes(q, "$XDSDocumentEntryTypeCode", v.DE_TYPE_CODE)
+        .codes(q, "$XDSDocumentEntryPracticeSettingCode", v.DE_PRACTICE_SETTING_CODE)
+        .codes(q, "$XDSDocumentEntryHealthcareFacilityTypeCode", v.DE_HEALTHCARE_FACILITY_TYPE_CODE)
+        .codes(q, "$XDSDocumentEntryEventCodeList", v.DE_EVENT_CODE)
+        .time_range(q, "$XDSDocumentEntryCreationTime", "creation_time")
+        .time_range(q, "$XDSDocumentEntryServiceStartTime", "service_start_time")
+        .time_range(q, "$XDSDocumentEntryServiceStopTime", "service_stop_time")
+        .authors(q.get_list("$XDSDocumentEntryAuthorPerson"))
+        .references(q.get_list("$XDSDocumentEntryReferenceIdList"))
+        .run(conn)
+    )
 
 
 def find_submission_sets(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.2 FindSubmissionSets."""
     author = q.get_str("$XDSSubmissionSetAuthorPerson")
-    where = [
-        RO.c.kind == KIND_SUBMISSION_SET,
-        RO.c.patient_id == q.get_str("$XDSSubmissionSetPatientId"),
-        RO.c.status.in_(_statuses(q.get_list("$XDSSubmissionSetStatus") or [])),
-        *_time(q, "$XDSSubmissionSetSubmissionTime", RO.c.submission_time),
-        *_codes(q, "$XDSSubmissionSetContentType", v.SS_CONTENT_TYPE_CODE),
-        *_authors([author] if author else None),
-    ]
+    where = (
+        _Where(KIND_SUBMISSION_SET)
+        .eq("patient_id", q.get_str("$XDSSubmissionSetPatientId"))
+        .in_("status", _statuses(q.get_list("$XDSSubmissionSetStatus")))
+        .time_range(q, "$XDSSubmissionSetSubmissionTime", "submission_time")
+        .codes(q, "$XDSSubmissionSetContentType", v.SS_CONTENT_TYPE_CODE)
+        .authors([author] if author else None)
+    )
     sources = q.get_list("$XDSSubmissionSetSourceId")
     if sources is not None:
-        where.append(RO.c.source_id.in_(sources))
-    return _run(conn, *where)
+        where.in_("source_id", sources)
+    return where.run(conn)
 
 
 def find_folders(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.3 FindFolders."""
-    return _run(
-        conn,
-        RO.c.kind == KIND_FOLDER,
-        RO.c.patient_id == q.get_str("$XDSFolderPatientId"),
-        RO.c.status.in_(_statuses(q.get_list("$XDSFolderStatus") or [])),
-        *_time(q, "$XDSFolderLastUpdateTime", RO.c.last_update_time),
-        *_codes(q, "$XDSFolderCodeList", v.FOLDER_CODE_LIST),
+    return (
+        _Where(KIND_FOLDER)
+        .eq("patient_id", q.get_str("$XDSFolderPatientId"))
+        .in_("status", _statuses(q.get_list("$XDSFolderStatus")))
+        .time_range(q, "$XDSFolderLastUpdateTime", "last_update_time")
+        .codes(q, "$XDSFolderCodeList", v.FOLDER_CODE_LIST)
+        .run(conn)
     )
+
+
+def _assocs(
+    conn: Connection, *, sources: Collection[str] = (), targets: Collection[str] = (), types: Collection[str] = ()
+) -> list[StoredObject]:
+    """Associations from ``sources`` (all, when empty) to ``targets`` (all, when empty), of ``types``."""
+    where = _Where(KIND_ASSOCIATION)
+    if sources:
+        where.in_("source_object", sources)
+    if targets:
+        where.in_("target_object", targets)
+    if types:
+        where.in_("assoc_type", types)
+    return where.run(conn)
 
 
 def _links(conn: Connection, objects: list[StoredObject], *, anchors: Collection[str] = ()) -> list[StoredObject]:
     """Associations between the returned objects, and HasMembers from ``anchors`` to those associations."""
-    ids = {o.id for o in objects}
+    ids = [o.id for o in objects]
     if not ids:
         return []
-    found = _run(conn, RO.c.kind == KIND_ASSOCIATION, RO.c.source_object.in_(ids), RO.c.target_object.in_(ids))
+    found = _assocs(conn, sources=ids, targets=ids)
     if anchors and found:
-        found += _run(
-            conn,
-            RO.c.kind == KIND_ASSOCIATION,
-            RO.c.source_object.in_(list(anchors)),
-            RO.c.target_object.in_([a.id for a in found]),
-        )
+        found += _assocs(conn, sources=anchors, targets=[a.id for a in found])
     return found
 
 
 def get_all(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.4 GetAll: every SubmissionSet, DocumentEntry, Folder of a patient and their links."""
     pid = q.get_str("$patientId")
-    sets = _run(
-        conn,
-        RO.c.kind == KIND_SUBMISSION_SET,
-        RO.c.patient_id == pid,
-        RO.c.status.in_(_statuses(q.get_list("$XDSSubmissionSetStatus") or [])),
+    sets = (
+        _Where(KIND_SUBMISSION_SET)
+        .eq("patient_id", pid)
+        .in_("status", _statuses(q.get_list("$XDSSubmissionSetStatus")))
+        .run(conn)
     )
-    docs = _run(
-        conn,
-        RO.c.kind == KIND_DOCUMENT,
-        RO.c.patient_id == pid,
-        RO.c.status.in_(_statuses(q.get_list("$XDSDocumentEntryStatus") or [])),
-        *_de_filters(q),
+    docs = (
+        _Where(KIND_DOCUMENT)
+        .eq("patient_id", pid)
+        .in_("status", _statuses(q.get_list("$XDSDocumentEntryStatus")))
+        .de_filters(q)
+        .run(conn)
     )
-    folders = _run(
-        conn,
-        RO.c.kind == KIND_FOLDER,
-        RO.c.patient_id == pid,
-        RO.c.status.in_(_statuses(q.get_list("$XDSFolderStatus") or [])),
+    folders = (
+        _Where(KIND_FOLDER).eq("patient_id", pid).in_("status", _statuses(q.get_list("$XDSFolderStatus"))).run(conn)
     )
     objects = sets + docs + folders
     return objects + _links(conn, objects, anchors=[s.id for s in sets])
 
 
-def _by_ids(q: ParsedQuery, kind: str, uuid_param: str, uid_param: str, lid_param: str = "") -> ColumnElement[bool]:
-    """GetX queries name objects by entryUUID, uniqueId or (ITI-57) logicalID."""
-    clauses: list[ColumnElement[bool]] = []
-    for param, column in ((uuid_param, RO.c.id), (uid_param, RO.c.unique_id), (lid_param, RO.c.lid)):
-        values = q.get_list(param) if param else None
-        single = q.get_str(param) if param else None
+def _by_ids(conn: Connection, q: ParsedQuery, kind: str, *params: tuple[str, str]) -> list[StoredObject]:
+    """GetX queries name objects by entryUUID, uniqueId or (ITI-57) logicalID: ``(parameter, column)`` pairs.
+
+    The parameter table allows exactly one of them (:mod:`xds.registry.sq_params`).
+    """
+    for param, column in params:
+        values = q.get_list(param)
+        single = q.get_str(param)
         if values is not None:
-            clauses.append(column.in_(values))
-        elif single is not None:
-            clauses.append(column == single)
-    return and_(RO.c.kind == kind, or_(*clauses) if clauses else false())
+            return _Where(kind).in_(column, values).run(conn)
+        if single is not None:
+            return _Where(kind).eq(column, single).run(conn)
+    return []
+
+
+_DOC_IDS = (("$XDSDocumentEntryEntryUUID", "id"), ("$XDSDocumentEntryUniqueId", "unique_id"))
+_FOLDER_IDS = (("$XDSFolderEntryUUID", "id"), ("$XDSFolderUniqueId", "unique_id"))
+_SET_IDS = (("$XDSSubmissionSetEntryUUID", "id"), ("$XDSSubmissionSetUniqueId", "unique_id"))
 
 
 def get_documents(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.5 GetDocuments."""
-    return _run(
-        conn,
-        _by_ids(
-            q,
-            KIND_DOCUMENT,
-            "$XDSDocumentEntryEntryUUID",
-            "$XDSDocumentEntryUniqueId",
-            "$XDSDocumentEntryLogicalID",
-        ),
-    )
+    return _by_ids(conn, q, KIND_DOCUMENT, *_DOC_IDS, ("$XDSDocumentEntryLogicalID", "lid"))
 
 
 def get_folders(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.6 GetFolders."""
-    return _run(conn, _by_ids(q, KIND_FOLDER, "$XDSFolderEntryUUID", "$XDSFolderUniqueId"))
+    return _by_ids(conn, q, KIND_FOLDER, *_FOLDER_IDS)
 
 
 def _assocs_touching(conn: Connection, ids: Collection[str], types: Collection[str] = ()) -> list[StoredObject]:
-    where = [RO.c.kind == KIND_ASSOCIATION, or_(RO.c.source_object.in_(ids), RO.c.target_object.in_(ids))]
+    """Associations with one of ``ids`` at either end."""
+    where = _Where(KIND_ASSOCIATION).either_in("source_object", "target_object", ids)
     if types:
-        where.append(RO.c.assoc_type.in_(types))
-    return _run(conn, *where)
+        where.in_("assoc_type", types)
+    return where.run(conn)
 
 
 def get_associations(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
@@ -245,30 +311,25 @@ def get_associations(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
 
 def get_documents_and_associations(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.8 GetDocumentsAndAssociations."""
-    docs = _run(conn, _by_ids(q, KIND_DOCUMENT, "$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId"))
+    docs = _by_ids(conn, q, KIND_DOCUMENT, *_DOC_IDS)
     return docs + (_assocs_touching(conn, [d.id for d in docs]) if docs else [])
 
 
 def get_submission_sets(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.9 GetSubmissionSets: the SubmissionSets holding the listed objects, and the HasMembers."""
-    links = _run(
-        conn,
-        RO.c.kind == KIND_ASSOCIATION,
-        RO.c.assoc_type == v.HAS_MEMBER,
-        RO.c.target_object.in_(q.get_list("$uuid") or []),
-    )
+    links = _assocs(conn, targets=q.get_list("$uuid") or [], types=[v.HAS_MEMBER])
     if not links:
         return []
-    sets = _run(conn, RO.c.kind == KIND_SUBMISSION_SET, RO.c.id.in_({a.source for a in links}))
+    sets = _Where(KIND_SUBMISSION_SET).in_("id", {a.source or "" for a in links}).run(conn)
     set_ids = {s.id for s in sets}
     return sets + [a for a in links if a.source in set_ids]
 
 
 def _members(conn: Connection, q: ParsedQuery, owner: StoredObject, *, folders: bool) -> list[StoredObject]:
-    links = _run(conn, RO.c.kind == KIND_ASSOCIATION, RO.c.assoc_type == v.HAS_MEMBER, RO.c.source_object == owner.id)
-    targets = [a.target for a in links]
-    docs = _run(conn, RO.c.kind == KIND_DOCUMENT, RO.c.id.in_(targets), *_de_filters(q)) if targets else []
-    fols = _run(conn, RO.c.kind == KIND_FOLDER, RO.c.id.in_(targets)) if folders and targets else []
+    links = _assocs(conn, sources=[owner.id], types=[v.HAS_MEMBER])
+    targets = [a.target or "" for a in links]
+    docs = _Where(KIND_DOCUMENT).in_("id", targets).de_filters(q).run(conn) if targets else []
+    fols = _Where(KIND_FOLDER).in_("id", targets).run(conn) if folders and targets else []
     objects = [owner, *docs, *fols]
     if not folders:
         # §3.18.4.1.2.3.7.11: the Folder, its DocumentEntries and the Folder's HasMember associations to them
@@ -279,29 +340,24 @@ def _members(conn: Connection, q: ParsedQuery, owner: StoredObject, *, folders: 
 
 def get_submission_set_and_contents(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.10 GetSubmissionSetAndContents."""
-    found = _run(conn, _by_ids(q, KIND_SUBMISSION_SET, "$XDSSubmissionSetEntryUUID", "$XDSSubmissionSetUniqueId"))
+    found = _by_ids(conn, q, KIND_SUBMISSION_SET, *_SET_IDS)
     return _members(conn, q, found[0], folders=True) if found else []
 
 
 def get_folder_and_contents(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.11 GetFolderAndContents."""
-    found = _run(conn, _by_ids(q, KIND_FOLDER, "$XDSFolderEntryUUID", "$XDSFolderUniqueId"))
+    found = _by_ids(conn, q, KIND_FOLDER, *_FOLDER_IDS)
     return _members(conn, q, found[0], folders=False) if found else []
 
 
 def get_folders_for_document(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
     """§3.18.4.1.2.3.7.12 GetFoldersForDocument."""
-    docs = _run(conn, _by_ids(q, KIND_DOCUMENT, "$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId"))
+    docs = _by_ids(conn, q, KIND_DOCUMENT, *_DOC_IDS)
     if not docs:
         return []
-    links = _run(
-        conn,
-        RO.c.kind == KIND_ASSOCIATION,
-        RO.c.assoc_type == v.HAS_MEMBER,
-        RO.c.target_object.in_([d.id for d in docs]),
-    )
-    sources = [a.source for a in links]
-    return _run(conn, RO.c.kind == KIND_FOLDER, RO.c.id.in_(sources)) if sources else []
+    links = _assocs(conn, targets=[d.id for d in docs], types=[v.HAS_MEMBER])
+    sources = [a.source or "" for a in links]
+    return _Where(KIND_FOLDER).in_("id", sources).run(conn) if sources else []
 
 
 def get_related_documents(conn: Connection, q: ParsedQuery) -> list[StoredObject]:
@@ -309,14 +365,14 @@ def get_related_documents(conn: Connection, q: ParsedQuery) -> list[StoredObject
 
     "If no related documents are found, no documents are returned" (the original is left out too).
     """
-    docs = _run(conn, _by_ids(q, KIND_DOCUMENT, "$XDSDocumentEntryEntryUUID", "$XDSDocumentEntryUniqueId"))
+    docs = _by_ids(conn, q, KIND_DOCUMENT, *_DOC_IDS)
     if not docs:
         return []
     doc = docs[0]
     links = _assocs_touching(conn, [doc.id], q.get_list("$AssociationTypes") or [])
-    others = {a.target if a.source == doc.id else a.source for a in links}
+    others = {(a.target if a.source == doc.id else a.source) or "" for a in links}
     types = q.get_list("$XDSDocumentEntryType") or [v.DE_STABLE, v.DE_ON_DEMAND]
-    related = _run(conn, RO.c.kind == KIND_DOCUMENT, RO.c.id.in_(others), RO.c.object_type.in_(types)) if others else []
+    related = _Where(KIND_DOCUMENT).in_("id", others).in_("object_type", types).run(conn) if others else []
     if not related:
         return []
     kept = {r.id for r in related}

@@ -82,7 +82,7 @@ def _row(obj: RegistryObject) -> dict[str, Any]:
         "status": obj.status,
         "home": obj.home or None,
         "version": int(obj.version_name) if obj.version_name.isdigit() else 1,
-        "xml": to_bytes(obj),
+        "xml": to_bytes(obj).decode(),
         "object_type": None,
         "patient_id": None,
         "unique_id": None,

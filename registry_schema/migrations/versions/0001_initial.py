@@ -42,7 +42,7 @@ def upgrade() -> None:
         sa.Column("assoc_type", sa.String(80)),
         sa.Column("source_object", sa.String(256)),
         sa.Column("target_object", sa.String(256)),
-        sa.Column("xml", sa.LargeBinary(), nullable=False),
+        sa.Column("xml", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name="pk_registry_object"),
         sa.UniqueConstraint("id", name="uq_registry_object_id"),
     )
