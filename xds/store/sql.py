@@ -48,10 +48,19 @@ NS = cast(Table, NodeSetting.__table__)
 CLAIM = cast(Table, UniqueIdClaim.__table__)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and immediate write locks."""
+def make_engine(url: str, *, pool_size: int = 16) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and immediate write locks.
+
+    The pool keeps ``pool_size`` connections open (about the request concurrency a worker sees), so a busy
+    node does not open and close a connection per request beyond it.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=2 * pool_size,
+        )
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
