@@ -64,7 +64,9 @@ def make_engine(url: str, *, pool_size: int = 16) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip per request; a connection the server dropped fails one request and
+    # SQLAlchemy then invalidates the pool. Connections are recycled after 30 minutes.
+    return create_engine(url, pool_size=pool_size, max_overflow=2 * pool_size, pool_recycle=1800)
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -239,6 +241,11 @@ class SqlRegistryStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._writer = engine.execution_options(write=True)
+        # Reads on PostgreSQL run in autocommit: READ COMMITTED gives each statement its own snapshot anyway,
+        # and BEGIN/ROLLBACK would add two round trips to every query.
+        self._reader = (
+            engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
@@ -251,7 +258,7 @@ class SqlRegistryStore:
             ) from exc
 
     def stored_query(self, query: ParsedQuery) -> list[StoredObject]:
-        with self.engine.connect() as conn:
+        with self._reader.connect() as conn:
             return queries.run(conn, query)
 
     def patient_known(self, patient_id: str) -> bool:
