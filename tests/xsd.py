@@ -161,3 +161,24 @@ __all__ = [
     "load_schema",
     "requires_corpus",
 ]
+
+
+@functools.cache
+def _envelope_schema(name: str) -> etree.XMLSchema:
+    corpus = corpus_dir()
+    path = corpus / "schemas" / "soap" / name if corpus else None
+    if path is None or not path.is_file():
+        pytest.skip(_MISSING)
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
+def assert_envelope_valid(message: bytes, xsd: str = "soap-1.2-envelope.xsd") -> etree._Element:
+    """Parse ``message`` (with the oracle parser) and validate it against one SOAP envelope XSD alone.
+
+    For the SOAP codec's own tests, including SOAP 1.1 faults (``xsd="soap-1.1-envelope.xsd"``); message
+    content is validated with :func:`assert_valid`.
+    """
+    root = _parse(message)
+    schema = _envelope_schema(xsd)
+    assert schema.validate(root), schema.error_log
+    return root

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import uuid
-from functools import cache
-from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from xds.ebrim.parser import parse_xml
+from tests.xsd import assert_envelope_valid
 from xds.namespaces import SOAP11, SOAP12, WSA, XML, qn
 from xds.soap.faults import (
     ACTION_NOT_SUPPORTED,
@@ -30,23 +27,6 @@ from xds.soap.faults import (
 )
 
 NS = {"env": SOAP12, "wsa": WSA, "s11": SOAP11}
-CONFORMANCE = Path(os.environ.get("XDS_CONFORMANCE_DIR", Path(__file__).resolve().parents[3] / "shared/conformance"))
-
-
-@cache
-def _schema(name: str) -> etree.XMLSchema:
-    path = CONFORMANCE / "schemas" / "soap" / name
-    if not path.is_file():
-        pytest.skip(f"{path} not found: set XDS_CONFORMANCE_DIR to the shared conformance folder")
-    return etree.XMLSchema(etree.parse(str(path)))
-
-
-def assert_valid(message: bytes, xsd: str = "soap-1.2-envelope.xsd") -> etree._Element:
-    """Parse ``message`` with the hardened parser and validate it against the SOAP envelope XSD."""
-    root = parse_xml(message)
-    schema = _schema(xsd)
-    assert schema.validate(root), schema.error_log
-    return root
 
 
 def resolve(element: etree._Element, prefixed: str) -> str:
@@ -101,7 +81,7 @@ FAULTS = [
 
 @pytest.mark.parametrize(("fault", "code", "subcode", "status"), FAULTS)
 def test_fault_anatomy(fault: SoapFault, code: str, subcode: str | None, status: int) -> None:
-    root = assert_valid(render_fault(fault))
+    root = assert_envelope_valid(render_fault(fault))
     value = root.find("env:Body/env:Fault/env:Code/env:Value", NS)
     assert value is not None and resolve(value, value.text or "") == qn(SOAP12, code)
     sub = root.find("env:Body/env:Fault/env:Code/env:Subcode/env:Value", NS)
@@ -111,7 +91,7 @@ def test_fault_anatomy(fault: SoapFault, code: str, subcode: str | None, status:
 
 @pytest.mark.parametrize(("fault", "code", "subcode", "status"), FAULTS)
 def test_fault_reason_and_action(fault: SoapFault, code: str, subcode: str | None, status: int) -> None:
-    root = assert_valid(render_fault(fault))
+    root = assert_envelope_valid(render_fault(fault))
     text = root.find("env:Body/env:Fault/env:Reason/env:Text", NS)
     assert text is not None and text.text == fault.reason and text.get(qn(XML, "lang")) == "en"
     action = root.find("env:Header/wsa:Action", NS)
@@ -127,21 +107,22 @@ def test_fault_has_an_xml_declaration_and_is_utf8() -> None:
 
 @pytest.mark.parametrize(("relates_to", "expected"), [("urn:uuid:1234", ["urn:uuid:1234"]), ("", [])])
 def test_relates_to_only_when_given(relates_to: str, expected: list[str]) -> None:
-    root = assert_valid(render_fault(SoapFault("x"), relates_to=relates_to))
+    root = assert_envelope_valid(render_fault(SoapFault("x"), relates_to=relates_to))
     assert [e.text for e in root.findall("env:Header/wsa:RelatesTo", NS)] == expected
 
 
 def test_message_id_is_injectable_and_otherwise_fresh() -> None:
-    fixed = assert_valid(render_fault(SoapFault("x"), message_id="urn:uuid:fixed"))
+    fixed = assert_envelope_valid(render_fault(SoapFault("x"), message_id="urn:uuid:fixed"))
     assert fixed.findtext("env:Header/wsa:MessageID", namespaces=NS) == "urn:uuid:fixed"
     first, second = (
-        assert_valid(render_fault(SoapFault("x"))).findtext("env:Header/wsa:MessageID", namespaces=NS) for _ in range(2)
+        assert_envelope_valid(render_fault(SoapFault("x"))).findtext("env:Header/wsa:MessageID", namespaces=NS)
+        for _ in range(2)
     )
     assert first != second and (first or "").startswith("urn:uuid:")
 
 
 def test_no_detail_when_empty() -> None:
-    root = assert_valid(render_fault(SoapFault("x", subcode=NOT_XML)))
+    root = assert_envelope_valid(render_fault(SoapFault("x", subcode=NOT_XML)))
     assert root.find("env:Body/env:Fault/env:Detail", NS) is None
 
 
@@ -158,7 +139,7 @@ DETAILS = [
 
 @pytest.mark.parametrize(("subcode", "detail", "path", "text"), DETAILS)
 def test_detail_elements(subcode: str | None, detail: str, path: str, text: str) -> None:
-    root = assert_valid(render_fault(SoapFault("x", subcode=subcode, detail=detail)))
+    root = assert_envelope_valid(render_fault(SoapFault("x", subcode=subcode, detail=detail)))
     holder = root.find("env:Body/env:Fault/env:Detail", NS)
     assert holder is not None and len(holder) == 1
     assert [e.text for e in holder.iterfind(path, {**NS, "xf": FAULT_NS})] == [text]
@@ -167,14 +148,14 @@ def test_detail_elements(subcode: str | None, detail: str, path: str, text: str)
 
 
 def test_reason_with_characters_xml_cannot_carry_still_renders() -> None:
-    root = assert_valid(render_fault(SoapFault("bad byte \x00 and \x1b here <&>", detail="\x01")))
+    root = assert_envelope_valid(render_fault(SoapFault("bad byte \x00 and \x1b here <&>", detail="\x01")))
     text = root.findtext("env:Body/env:Fault/env:Reason/env:Text", namespaces=NS)
     assert text == "bad byte \ufffd and \ufffd here <&>"
     assert root.findtext("env:Body/env:Fault/env:Detail/xf:Message", namespaces={**NS, "xf": FAULT_NS}) == "\ufffd"
 
 
 def test_version_mismatch_carries_an_upgrade_header() -> None:
-    root = assert_valid(render_fault(SoapFault("SOAP 1.1", code="VersionMismatch")))
+    root = assert_envelope_valid(render_fault(SoapFault("SOAP 1.1", code="VersionMismatch")))
     supported = root.find("env:Header/env:Upgrade/env:SupportedEnvelope", NS)
     assert supported is not None
     assert resolve(supported, supported.get("qname", "")) == qn(SOAP12, "Envelope")
@@ -183,14 +164,14 @@ def test_version_mismatch_carries_an_upgrade_header() -> None:
 def test_must_understand_lists_each_header_not_understood() -> None:
     names = ("{urn:example:billing}Billing", "{urn:example:audit}Audit")
     fault = SoapFault("mu", code="MustUnderstand", not_understood=names)
-    root = assert_valid(render_fault(fault))
+    root = assert_envelope_valid(render_fault(fault))
     found = root.findall("env:Header/env:NotUnderstood", NS)
     assert [resolve(e, e.get("qname", "")) for e in found] == list(names)
 
 
 def test_soap11_version_mismatch_is_a_soap11_envelope() -> None:
     """SOAP 1.2 Part 1 Appendix A: answer a SOAP/1.1 message with a SOAP/1.1 VersionMismatch fault."""
-    root = assert_valid(
+    root = assert_envelope_valid(
         render_fault(SoapFault("use SOAP 1.2", code="VersionMismatch"), version_mismatch_soap11=True),
         "soap-1.1-envelope.xsd",
     )
