@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -138,4 +138,4 @@ def load_settings(path: str | None = None, env: Mapping[str, str] | None = None,
     return _coerce(values)
 
 
-__all__ = ["ConfigError", "Settings", "load_settings", "replace"]
+__all__ = ["ConfigError", "Settings", "load_settings"]

@@ -227,9 +227,10 @@ class _Registration:
 
     def _join_folders(self, new_doc: str, original: str) -> None:
         """ITI TF-3 §4.1.8: the replacement becomes a member of every folder the original is in."""
-        for link in self.tx.associations(targets=[original], types=[v.HAS_MEMBER]):
-            folder = self.tx.objects_by_id([link.source or ""]).get(link.source or "")
-            if folder is not None and folder.kind == KIND_FOLDER:
+        links = self.tx.associations(targets=[original], types=[v.HAS_MEMBER])
+        owners = self.tx.objects_by_id([link.source or "" for link in links])
+        for folder in owners.values():
+            if folder.kind == KIND_FOLDER:
                 self.assocs.append(
                     Association(
                         id=self.ctx.new_uuid(),
