@@ -47,6 +47,9 @@ class ErrorCode(StrEnum):
     REGISTRY_BUSY = "XDSRegistryBusy"
     REGISTRY_OUT_OF_RESOURCES = "XDSRegistryOutOfResources"
     REGISTRY_NOT_AVAILABLE = "XDSRegistryNotAvailable"
+    REPOSITORY_ERROR = "XDSRepositoryError"
+    REPOSITORY_BUSY = "XDSRepositoryBusy"
+    REPOSITORY_OUT_OF_RESOURCES = "XDSRepositoryOutOfResources"
     UNKNOWN_PATIENT_ID = "XDSUnknownPatientId"
     PATIENT_ID_DOES_NOT_MATCH = "XDSPatientIdDoesNotMatch"
     REGISTRY_DUPLICATE_UNIQUE_ID_IN_MESSAGE = "XDSRegistryDuplicateUniqueIdInMessage"
@@ -114,6 +117,34 @@ class MetadataError(XDSError):
 
 class RepositoryMetadataError(XDSError):
     error_code = ErrorCode.REPOSITORY_METADATA_ERROR
+
+
+class RepositoryError(XDSError):
+    error_code = ErrorCode.REPOSITORY_ERROR
+
+
+class RepositoryOutOfResources(XDSError):
+    error_code = ErrorCode.REPOSITORY_OUT_OF_RESOURCES
+
+
+class RegistryNotAvailable(XDSError):
+    error_code = ErrorCode.REGISTRY_NOT_AVAILABLE
+
+
+class MissingDocument(XDSError):
+    error_code = ErrorCode.MISSING_DOCUMENT
+
+
+class MissingDocumentMetadata(XDSError):
+    error_code = ErrorCode.MISSING_DOCUMENT_METADATA
+
+
+class DocumentUniqueIdError(XDSError):
+    error_code = ErrorCode.DOCUMENT_UNIQUE_ID_ERROR
+
+
+class UnknownRepositoryId(XDSError):
+    error_code = ErrorCode.UNKNOWN_REPOSITORY_ID
 
 
 class UnknownPatientId(XDSError):
@@ -188,16 +219,22 @@ class XDSErrors(XDSError):
 
 
 __all__ = [
+    "DocumentUniqueIdError",
     "DuplicateUniqueIdInMessage",
     "DuplicateUniqueIdInRegistry",
     "ErrorCode",
     "MetadataError",
+    "MissingDocument",
+    "MissingDocumentMetadata",
     "MissingHomeCommunityId",
     "NonIdenticalHash",
     "PatientIdDoesNotMatch",
     "RegistryError",
     "RegistryErrorItem",
+    "RegistryNotAvailable",
+    "RepositoryError",
     "RepositoryMetadataError",
+    "RepositoryOutOfResources",
     "ResultNotSinglePatient",
     "Severity",
     "StoredQueryError",
@@ -206,6 +243,7 @@ __all__ = [
     "TooManyResults",
     "UnknownCommunity",
     "UnknownPatientId",
+    "UnknownRepositoryId",
     "UnknownStoredQuery",
     "UnresolvedReference",
     "XDSError",

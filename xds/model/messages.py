@@ -3,9 +3,13 @@
 A query response carries its LeafClass objects as stored ebRIM XML fragments (text), so the registry
 answers from stored bytes without rebuilding trees (ARCHITECTURE.md §4).
 
+Documents never travel through these types as bytes: a :class:`DocumentContent` names content that the
+document store holds (staged or published), with the size and hashes computed while it streamed in.
+
 References
 ----------
-ITI TF-2 §3.18.4.1.2 (AdhocQueryRequest), §3.18.4.1.3 (AdhocQueryResponse); ITI TF-2 §3.42.4.2.
+ITI TF-2 §3.18.4.1.2 (AdhocQueryRequest), §3.18.4.1.3 (AdhocQueryResponse); ITI TF-2 §3.42.4.2;
+ITI TF-2 §3.41.4.1.2 (ProvideAndRegisterDocumentSetRequest); ITI TF-2 §3.43.4.1.2, §3.43.4.2.2 (Retrieve).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 
 from xds import vocabulary as v
 from xds.errors import RegistryErrorItem, Severity
-from xds.model.metadata import ObjectRef
+from xds.model.metadata import ObjectRef, Submission
 
 LEAF_CLASS = "LeafClass"
 OBJECT_REF = "ObjectRef"
@@ -64,12 +68,88 @@ class QueryResponse:
     refs: tuple[ObjectRef, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentContent:
+    """A document's bytes as the document store holds them (never in memory).
+
+    ``ref`` is the store's handle (a staged file until the submission is accepted); ``sha1`` and
+    ``sha256`` are lower-case hex digests computed while the bytes streamed in.
+    """
+
+    ref: str
+    size: int
+    sha1: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredDocument:
+    """A document a repository holds: its identifiers, mimeType and content."""
+
+    repository_unique_id: str
+    unique_id: str
+    mime_type: str
+    content: DocumentContent
+    entry_uuid: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProvideAndRegisterRequest:
+    """An ITI-41 request: the submission and its documents by ``Document/@id`` (the DocumentEntry id)."""
+
+    submission: Submission
+    documents: tuple[tuple[str, DocumentContent], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentRequest:
+    """One ``xdsb:DocumentRequest`` of ITI-43 (and ITI-39)."""
+
+    repository_unique_id: str
+    document_unique_id: str
+    home_community_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetrieveRequest:
+    """``xdsb:RetrieveDocumentSetRequest``."""
+
+    documents: tuple[DocumentRequest, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetrievedDocument:
+    """One ``xdsb:DocumentResponse``: identifiers, mimeType and the stored content it streams from."""
+
+    repository_unique_id: str
+    document_unique_id: str
+    mime_type: str
+    content: DocumentContent
+    home_community_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetrieveResponse:
+    """``xdsb:RetrieveDocumentSetResponse``: status, errors (each located) and the documents found."""
+
+    status: str = v.RESPONSE_SUCCESS
+    errors: tuple[RegistryErrorItem, ...] = ()
+    documents: tuple[RetrievedDocument, ...] = ()
+
+
 __all__ = [
     "LEAF_CLASS",
     "OBJECT_REF",
+    "DocumentContent",
+    "DocumentRequest",
+    "ProvideAndRegisterRequest",
     "QueryParameter",
     "QueryResponse",
     "RegistryResponse",
+    "RetrieveRequest",
+    "RetrieveResponse",
+    "RetrievedDocument",
+    "StoredDocument",
     "StoredQueryRequest",
     "status_for",
 ]

@@ -61,6 +61,10 @@ NOT_SOAP: Final = qn(FAULT_NS, "NotSOAP")
 """The document element is not a SOAP envelope."""
 EMPTY_BODY: Final = qn(FAULT_NS, "EmptyBody")
 """``env:Body`` is missing or has no element child."""
+BAD_MTOM: Final = qn(FAULT_NS, "BadMTOM")
+"""The ``multipart/related`` MTOM/XOP package is malformed (boundary, start part, cid references, encoding)."""
+UNSUPPORTED_MEDIA_TYPE: Final = qn(FAULT_NS, "UnsupportedMediaType")
+"""The request's Content-Type is neither SOAP 1.2 (``application/soap+xml``) nor MTOM/XOP."""
 
 FAULT_CODES: Final = frozenset({"Sender", "Receiver", "VersionMismatch", "MustUnderstand", "DataEncodingUnknown"})
 """The ``env:Code/env:Value`` local names allowed by SOAP 1.2 Part 1 §5.4.6."""
@@ -248,6 +252,7 @@ def _xml_safe(text: str) -> str:
 
 __all__ = [
     "ACTION_NOT_SUPPORTED",
+    "BAD_MTOM",
     "DTD_NOT_ALLOWED",
     "EMPTY_BODY",
     "FAULT_ACTION",
@@ -261,6 +266,7 @@ __all__ = [
     "SOAP11_CONTENT_TYPE",
     "TOO_DEEP",
     "TOO_LARGE",
+    "UNSUPPORTED_MEDIA_TYPE",
     "SoapFault",
     "new_message_id",
     "render_fault",
