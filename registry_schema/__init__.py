@@ -8,6 +8,7 @@ from registry_schema.tables import (
     ObjectReferenceId,
     Patient,
     RegistryObjectRow,
+    RepositoryDocument,
     UniqueIdClaim,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "ObjectReferenceId",
     "Patient",
     "RegistryObjectRow",
+    "RepositoryDocument",
     "UniqueIdClaim",
 ]

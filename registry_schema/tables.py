@@ -128,6 +128,26 @@ class Patient(Base):
     added: Mapped[str] = mapped_column(String(32))
 
 
+class RepositoryDocument(Base):
+    """A document this node's repository holds: uniqueId -> content address, size, hashes and mimeType.
+
+    Written in the same transaction as the registry objects of its submission (same-node registry), so a
+    row exists exactly when the registry accepted the metadata. ``sha256`` addresses the content in the
+    document store (SHA-1 is kept for the metadata, not trusted as an address).
+    """
+
+    __tablename__ = "repository_document"
+
+    repository_unique_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    unique_id: Mapped[str] = mapped_column(_ID, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    sha1: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mime_type: Mapped[str] = mapped_column(String(256))
+    entry_uuid: Mapped[str] = mapped_column(_ID)
+    stored_at: Mapped[str] = mapped_column(String(32))
+
+
 class NodeSetting(Base):
     """Node identities generated once and kept (homeCommunityId, repositoryUniqueId)."""
 
@@ -145,4 +165,5 @@ __all__ = [
     "ObjectReferenceId",
     "Patient",
     "RegistryObjectRow",
+    "RepositoryDocument",
 ]

@@ -1,8 +1,16 @@
-"""Helpers for tests that talk SOAP to the registry: build requests, read answers."""
+"""Helpers for tests that talk SOAP to the registry and the repository: build requests, read answers.
+
+MTOM answers are read with the node's own :class:`~xds.soap.mtom.MtomReader` into memory (tests only), and
+XSD-validated in their XOP-decoded form: every ``xop:Include`` replaced by the base64 of its part, which is
+what the schema's ``xs:base64Binary`` describes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from lxml import etree
 from starlette.testclient import TestClient
@@ -14,20 +22,77 @@ from xds.ebrim.parser import parse_xml
 from xds.model.messages import QueryParameter, StoredQueryRequest
 from xds.model.metadata import Submission
 from xds.namespaces import RIM, RS, SOAP12, qn
+from xds.soap import mtom
 from xds.soap.envelope import CONTENT_TYPE, request_envelope
+from xds.soap.mtom import PartHeaders
 
 REGISTRY = "/xds/registry"
+REPOSITORY = "/xds/repository"
+
+
+class MemorySink:
+    """An attachment sink that keeps the bytes (tests only)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def read_mtom(content_type: str, body: bytes) -> tuple[bytes, dict[str, bytes]]:
+    """The root part and the attachments (by Content-ID) of an MTOM message."""
+    sinks: dict[str, MemorySink] = {}
+
+    def new_sink(headers: PartHeaders) -> MemorySink:
+        sinks[headers.content_id] = MemorySink()
+        return sinks[headers.content_id]
+
+    reader = mtom.MtomReader(
+        mtom.multipart_related(content_type), new_sink, max_root_bytes=1 << 26, max_total_bytes=1 << 34
+    )
+    reader.feed(body)
+    message = reader.finish()
+    return message.root, {cid: sink.data for cid, sink in sinks.items()}
+
+
+def xop_decoded(root: etree._Element, attachments: dict[str, bytes]) -> etree._Element:
+    """A copy of ``root`` with every ``xop:Include`` replaced by the base64 of the part it names."""
+    out = copy.deepcopy(root)
+    for include in mtom.xop_includes(out):
+        parent = include.getparent()
+        assert parent is not None
+        parent.remove(include)
+        parent.text = base64.b64encode(attachments[mtom.resolve_include(include)]).decode()
+    return out
 
 
 @dataclass
 class Answer:
-    """A parsed registry answer."""
+    """A parsed registry or repository answer (``attachments`` by Content-ID when it was MTOM)."""
 
     http_status: int
     status: str
     error_codes: list[str]
     body: etree._Element
     raw: bytes
+    content_type: str = ""
+    attachments: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def is_mtom(self) -> bool:
+        return mtom.is_multipart_related(self.content_type)
 
     @property
     def ok(self) -> bool:
@@ -41,15 +106,36 @@ class Answer:
         return [e.get("id", "") for e in lst if not local or etree.QName(e).localname == local]
 
 
-def post(client: TestClient, action: str, body: bytes, path: str = REGISTRY) -> Answer:
-    """POST a SOAP 1.2 request; validate and parse the answer."""
+def post(
+    client: TestClient,
+    action: str,
+    body: bytes,
+    path: str = REGISTRY,
+    *,
+    parts: Sequence[tuple[str, str, bytes]] | None = None,
+) -> Answer:
+    """POST a SOAP 1.2 request (as MTOM/XOP with ``parts`` = (cid, content type, bytes)); validate and parse
+    the answer, MTOM or not."""
     envelope = request_envelope(action=action, body=body, to=f"http://testserver{path}")
-    resp = client.post(path, content=envelope, headers={"content-type": f'{CONTENT_TYPE}; action="{action}"'})
-    root = parse_xml(resp.content)
-    assert_valid(root, what=f"answer to {action}")
+    if parts is None:
+        resp = client.post(path, content=envelope, headers={"content-type": f'{CONTENT_TYPE}; action="{action}"'})
+    else:
+        content_type, data = mtom.render_mtom(envelope=envelope, action=action, parts=parts)
+        resp = client.post(path, content=data, headers={"content-type": content_type})
+    content_type = resp.headers.get("content-type", "")
+    attachments: dict[str, bytes] = {}
+    raw = resp.content
+    if mtom.is_multipart_related(content_type):
+        raw, attachments = read_mtom(content_type, resp.content)
+    root = parse_xml(raw)
+    assert_valid(xop_decoded(root, attachments), what=f"answer to {action}")
     payload = root.find(qn(SOAP12, "Body"))[0]  # type: ignore[index]
     errors = [e.get("errorCode", "") for e in payload.iter(qn(RS, "RegistryError"))]
-    return Answer(resp.status_code, payload.get("status", ""), errors, payload, resp.content)
+    status = payload.get("status", "")
+    inner = payload.find(qn(RS, "RegistryResponse"))
+    if not status and inner is not None:
+        status = inner.get("status", "")
+    return Answer(resp.status_code, status, errors, payload, raw, content_type, attachments)
 
 
 def register(client: TestClient, sub: Submission) -> Answer:

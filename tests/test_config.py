@@ -37,7 +37,7 @@ def test_contract_keys_and_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[node]\nport = 'x'\n", "port must be an integer"),
+        ("[node]\nport = 'x'\n", "port must be a number"),
         ("[node]\nprot = 1\n", "unknown key(s) in [node]: prot"),
         ("[node]\npatient_id_policy = 'all'\n", "patient_id_policy"),
         ("[consent]\ndefault = 'maybe'\n", "opt-in"),

@@ -5,7 +5,7 @@ imported), and each module is one test case:
 
 * model and codec (``xds.model``, ``xds.ebrim``, ``xds.soap``, ``xds.namespaces``, ``xds.vocabulary``,
   ``xds.errors``) import no web/database/HTTP library and nothing above them;
-* services (``xds.registry``) import no web/database/HTTP library and no adapter;
+* services (``xds.registry``, ``xds.repository``) import no web/database/HTTP library and no adapter;
 * ``xds`` never imports ``xca`` (``xca`` imports ``xds``, never the reverse);
 * a ``urn:uuid:<hex>`` string literal appears only in ``xds/vocabulary.py`` (and ``xds/ebrim/encode.py``,
   which builds UUIDs behind the bare ``urn:uuid:`` prefix).
@@ -26,9 +26,9 @@ PACKAGES = ("xds", "xca", "registry_schema")
 CODEC = ("xds.model", "xds.ebrim", "xds.soap", "xds.namespaces", "xds.vocabulary", "xds.errors")
 CODEC_FORBIDDEN = (
     *("sqlalchemy", "starlette", "httpx", "uvicorn"),
-    *("xds.store", "xds.web", "xds.app", "xds.cli", "xds.registry", "registry_schema"),
+    *("xds.store", "xds.web", "xds.app", "xds.cli", "xds.registry", "xds.repository", "registry_schema"),
 )
-SERVICES = ("xds.registry",)
+SERVICES = ("xds.registry", "xds.repository")
 SERVICES_FORBIDDEN = (
     *("sqlalchemy", "starlette", "httpx"),
     *("xds.store", "xds.web", "xds.app", "xds.cli", "registry_schema"),

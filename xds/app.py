@@ -10,11 +10,13 @@ from starlette.routing import Route
 
 from xds.node import Node
 from xds.web.registry import registry_actor
+from xds.web.repository import repository_actor
 
 
 def create_app(node: Node) -> Starlette:
     """The ASGI application of ``node``."""
     registry = registry_actor(node)
+    repository = repository_actor(node)
 
     async def health(_request: Request) -> JSONResponse:
         report = await run_in_threadpool(node.health)
@@ -23,6 +25,7 @@ def create_app(node: Node) -> Starlette:
     app = Starlette(
         routes=[
             Route("/xds/registry", registry.handle, methods=["GET", "POST"]),
+            Route("/xds/repository", repository.handle, methods=["GET", "POST"]),
             Route("/health", health, methods=["GET"]),
         ]
     )

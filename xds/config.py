@@ -4,6 +4,7 @@ The keys of ARCHITECTURE.md §5 are a contract; keys may be added, never renamed
 
     [node]      host, port, data_dir, database_url, home_community_id, repository_unique_id, patient_id_policy
     [registry]  code_lists (path to a NIST-format codes.xml), max_query_results, max_request_bytes
+    [repository] documents_dir, max_attachment_bytes, max_retrieve_documents, registry_url, registry_timeout
     [consent]   default
     [[communities]]
 
@@ -40,6 +41,11 @@ class Settings:
     code_lists: str = ""
     max_query_results: int = 10_000
     max_request_bytes: int = 64 * 1024 * 1024
+    documents_dir: str = ""
+    max_attachment_bytes: int = 8 * 1024**3
+    max_retrieve_documents: int = 1000
+    registry_url: str = ""
+    registry_timeout: float = 30.0
     consent_default: str = "opt-out"
     communities: tuple[Mapping[str, Any], ...] = field(default=())
     log_level: str = "info"
@@ -49,6 +55,13 @@ class Settings:
     def data_path(self) -> Path:
         """``data_dir`` as an absolute path."""
         return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def documents_path(self) -> Path:
+        """Where the document store lives: ``documents_dir``, or ``<data_dir>/documents``."""
+        if self.documents_dir:
+            return Path(self.documents_dir).expanduser().resolve()
+        return self.data_path / "documents"
 
     @property
     def effective_database_url(self) -> str:
@@ -71,6 +84,13 @@ _SECTIONS = {
         "workers",
     },
     "registry": {"code_lists", "max_query_results", "max_request_bytes"},
+    "repository": {
+        "documents_dir",
+        "max_attachment_bytes",
+        "max_retrieve_documents",
+        "registry_url",
+        "registry_timeout",
+    },
 }
 
 
@@ -96,11 +116,12 @@ def _coerce(values: dict[str, Any]) -> Settings:
     kinds = {f.name: f.type for f in fields(Settings)}
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
-        if kinds.get(name) == "int":
+        if kinds.get(name) in ("int", "float"):
+            convert = int if kinds[name] == "int" else float
             try:
-                value = int(value)
+                value = convert(value)
             except (TypeError, ValueError):
-                raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+                raise ConfigError(f"{name} must be a number, got {value!r}") from None
         kwargs[name] = value
     if "patient_id_policy" in kwargs:
         try:
@@ -131,6 +152,8 @@ def load_settings(path: str | None = None, env: Mapping[str, str] | None = None,
         ("XDS_HOST", "host"),
         ("XDS_PORT", "port"),
         ("XDS_WORKERS", "workers"),
+        ("XDS_DOCUMENTS_DIR", "documents_dir"),
+        ("XDS_REGISTRY_URL", "registry_url"),
     ):
         if env.get(var):
             values[key] = env[var]

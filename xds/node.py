@@ -1,4 +1,4 @@
-"""One node: the database, the store, the node's identities and the registry contexts, composed once.
+"""One node: the database, the stores, the node's identities and the service contexts, composed once.
 
 This is adapter-level composition (it opens the database); services receive what they need from here.
 """
@@ -17,6 +17,12 @@ from xds.codelists import CodeLists, parse_codes_xml
 from xds.config import ConfigError, Settings
 from xds.registry.iti18 import QueryContext
 from xds.registry.iti42 import RegistryContext
+from xds.repository.iti41 import RepositoryContext
+from xds.repository.iti43 import RetrieveContext
+from xds.repository.local import LocalRegistry
+from xds.repository.ports import Registry
+from xds.soap.mtom import PartHeaders
+from xds.store.documents import FileDocumentStore, StagedFile
 from xds.store.sql import SqlRegistryStore, make_engine
 from xds.validation import Rules
 
@@ -38,10 +44,15 @@ class Node:
     home_community_id: str
     repository_unique_id: str
     code_lists: CodeLists | None
+    documents: FileDocumentStore
 
     @classmethod
     def open(cls, settings: Settings, *, upgrade: bool = True) -> Node:
-        """Open (and by default migrate) the node's database, and settle its identities."""
+        """Open (and by default migrate) the node's database, settle its identities, recover the documents.
+
+        Recovery finishes or undoes what a crashed process left in the document store's staging area (see
+        :mod:`xds.store.documents`); live processes' work is left alone, so every worker may run it.
+        """
         if not settings.database_url:
             settings.data_path.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.effective_database_url)
@@ -50,7 +61,9 @@ class Node:
         store = SqlRegistryStore(engine)
         home = settings.home_community_id or store.setting("home_community_id", f"urn:oid:{_generated_oid()}")
         repo = settings.repository_unique_id or store.setting("repository_unique_id", _generated_oid())
-        return cls(settings, engine, store, home, repo, _code_lists(settings.code_lists))
+        documents = FileDocumentStore(settings.documents_path, max_document_bytes=settings.max_attachment_bytes)
+        documents.recover(store.recorded_contents)
+        return cls(settings, engine, store, home, repo, _code_lists(settings.code_lists), documents)
 
     def registry_context(self) -> RegistryContext:
         """Context for ITI-42."""
@@ -60,6 +73,31 @@ class Node:
     def query_context(self) -> QueryContext:
         """Context for ITI-18."""
         return QueryContext(store=self.store, max_results=self.settings.max_query_results)
+
+    def registry(self) -> Registry:
+        """Where ITI-41 submissions are registered: this node's registry, or ``registry_url`` over SOAP."""
+        if self.settings.registry_url:
+            raise ConfigError("registry_url: forwarding ITI-41 to a remote registry is not implemented yet")
+        return LocalRegistry(self.registry_context())
+
+    def repository_context(self) -> RepositoryContext:
+        """Context for ITI-41."""
+        return RepositoryContext(
+            repository_unique_id=self.repository_unique_id, files=self.documents, registry=self.registry()
+        )
+
+    def retrieve_context(self) -> RetrieveContext:
+        """Context for ITI-43."""
+        return RetrieveContext(
+            repository_unique_id=self.repository_unique_id,
+            index=self.store,
+            files=self.documents,
+            max_documents=self.settings.max_retrieve_documents,
+        )
+
+    def new_sink(self, _headers: PartHeaders) -> StagedFile:
+        """Where an MTOM attachment streams to: a staging file of the document store."""
+        return self.documents.new_file()
 
     def health(self) -> dict[str, object]:
         """Database reachability and schema version."""
@@ -71,7 +109,8 @@ class Node:
         except Exception as exc:
             revision, db = None, f"error: {type(exc).__name__}"
         head = migrate.head_revision()
-        ok = db == "ok" and revision == head
+        store = self.documents.health()
+        ok = db == "ok" and revision == head and store["writable"] is True
         return {
             "status": "ok" if ok else "error",
             "database": db,
@@ -80,10 +119,12 @@ class Node:
             "schema_head": head,
             "home_community_id": self.home_community_id,
             "repository_unique_id": self.repository_unique_id,
+            "document_store": store,
         }
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and this process's staging area."""
+        self.documents.close()
         self.engine.dispose()
 
 

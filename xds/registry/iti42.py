@@ -69,14 +69,24 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
-def register(sub: Submission, ctx: RegistryContext) -> RegistryResponse:
-    """Register a submission, all or nothing; raise :class:`XDSErrors` listing every problem."""
+Within = Callable[[RegistryTx, Submission], None]
+"""Work to commit together with a registration (the repository records its documents this way)."""
+
+
+def register(sub: Submission, ctx: RegistryContext, *, within: Within | None = None) -> RegistryResponse:
+    """Register a submission, all or nothing; raise :class:`XDSErrors` listing every problem.
+
+    ``within`` runs inside the same transaction after the registry's own rules passed, with the submission
+    as stored (final ids); whatever it raises rolls the whole registration back.
+    """
     errors = validate_submission(sub, ctx.rules)
     if errors:
         raise XDSErrors(errors)
     sub = assign_ids(sub, ctx.new_uuid)
     with ctx.store.transaction() as tx:
         _Registration(sub, tx, ctx).run()
+        if within is not None:
+            within(tx, sub)
     return RegistryResponse()
 
 
@@ -280,4 +290,4 @@ class _Registration:
         return out
 
 
-__all__ = ["TRANSACTION", "RegistryContext", "assign_ids", "register"]
+__all__ = ["TRANSACTION", "RegistryContext", "Within", "assign_ids", "register"]

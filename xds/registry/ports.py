@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from xds.model.messages import StoredDocument
 from xds.model.metadata import RegistryObject
 from xds.registry.sq_params import ParsedQuery
 
@@ -69,6 +70,13 @@ class RegistryTx(Protocol):
 
     def patient_known(self, patient_id: str) -> bool:
         """True when the patient id was fed to the registry."""
+        ...
+
+    def record_documents(self, documents: Sequence[StoredDocument]) -> None:
+        """Record documents this node's repository holds, in this transaction (ITI-41 on the same node).
+
+        A document already recorded with the same content is left as it is.
+        """
         ...
 
 

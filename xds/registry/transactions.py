@@ -14,7 +14,10 @@ class Transaction:
     action: str
     response_action: str
     mtom: bool
+    """Documents travel in the request (MTOM/XOP accepted; the response is MTOM when the request was)."""
     is_query: bool
+    mtom_response: bool = False
+    """The response carries documents: always MTOM/XOP."""
 
 
 __all__ = ["Transaction"]

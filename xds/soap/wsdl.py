@@ -12,7 +12,7 @@ References
 ----------
 W3C WSDL 1.1 §2-3 and the SOAP 1.2 binding for WSDL 1.1 (``http://schemas.xmlsoap.org/wsdl/soap12/``); W3C
 WS-Addressing 1.0 Metadata §4.4 (``wsaw:Action``); ITI TF-2 Appendix V.4 (Web Services Description),
-§3.18.5, §3.42.5 (IHE XDS.b_DocumentRegistry.wsdl).
+§3.18.5, §3.42.5 (IHE XDS.b_DocumentRegistry.wsdl), §3.41.5, §3.43.5 (IHE XDS.b_DocumentRepository.wsdl).
 """
 
 from __future__ import annotations
@@ -51,4 +51,19 @@ def registry_wsdl(address: str) -> bytes:
     return _render("DocumentRegistry.wsdl", address)
 
 
-__all__ = ["registry_wsdl"]
+def repository_wsdl(address: str) -> bytes:
+    """The Document Repository WSDL: ITI-41 Provide and Register Document Set-b and ITI-43 Retrieve Document Set.
+
+    Operations ``DocumentRepository_ProvideAndRegisterDocumentSet-b``
+    (``xdsb:ProvideAndRegisterDocumentSetRequest`` -> ``rs:RegistryResponse``) and
+    ``DocumentRepository_RetrieveDocumentSet`` (``xdsb:RetrieveDocumentSetRequest`` ->
+    ``xdsb:RetrieveDocumentSetResponse``, documents as MTOM/XOP parts) on one SOAP 1.2 port at ``address``.
+
+    References
+    ----------
+    ITI TF-2 §3.41.5, §3.43.5 and Appendix V.4.
+    """
+    return _render("DocumentRepository.wsdl", address)
+
+
+__all__ = ["registry_wsdl", "repository_wsdl"]

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, insert, select, update
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry_schema.tables import (
@@ -22,12 +22,14 @@ from registry_schema.tables import (
     ObjectCode,
     ObjectReferenceId,
     Patient,
+    RepositoryDocument,
     UniqueIdClaim,
 )
 from xds import vocabulary as v
 from xds.ebrim.encode import to_bytes
 from xds.errors import DuplicateUniqueIdInRegistry
 from xds.model.hl7 import DTM
+from xds.model.messages import DocumentContent, StoredDocument
 from xds.model.metadata import DocumentEntry, Folder, RegistryObject, SubmissionSet
 from xds.registry.ports import (
     KIND_ASSOCIATION,
@@ -46,6 +48,7 @@ OREF = cast(Table, ObjectReferenceId.__table__)
 PAT = cast(Table, Patient.__table__)
 NS = cast(Table, NodeSetting.__table__)
 CLAIM = cast(Table, UniqueIdClaim.__table__)
+RD = cast(Table, RepositoryDocument.__table__)
 
 
 def make_engine(url: str, *, pool_size: int = 16) -> Engine:
@@ -72,7 +75,7 @@ def make_engine(url: str, *, pool_size: int = 16) -> Engine:
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
         cur.execute(f"PRAGMA {pragma}")
     cur.close()
 
@@ -234,6 +237,34 @@ class SqlTx:
     def patient_known(self, patient_id: str) -> bool:
         return self.conn.execute(select(PAT.c.id).where(PAT.c.id == patient_id)).first() is not None
 
+    def record_documents(self, documents: Sequence[StoredDocument]) -> None:
+        if not documents:
+            return
+        keys = [(d.repository_unique_id, d.unique_id) for d in documents]
+        known = {
+            (r.repository_unique_id, r.unique_id)
+            for r in self.conn.execute(
+                select(RD.c.repository_unique_id, RD.c.unique_id).where(RD.c.unique_id.in_([uid for _, uid in keys]))
+            )
+        }
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        rows = [
+            {
+                "repository_unique_id": d.repository_unique_id,
+                "unique_id": d.unique_id,
+                "sha256": d.content.sha256,
+                "sha1": d.content.sha1,
+                "size": d.content.size,
+                "mime_type": d.mime_type,
+                "entry_uuid": d.entry_uuid,
+                "stored_at": stamp,
+            }
+            for d in documents
+            if (d.repository_unique_id, d.unique_id) not in known
+        ]
+        if rows:
+            self.conn.execute(insert(RD), rows)
+
 
 class SqlRegistryStore:
     """The registry store over one SQLAlchemy engine (implements :class:`xds.registry.ports.RegistryStore`)."""
@@ -282,6 +313,35 @@ class SqlRegistryStore:
         """Fed patient ids with the time they were added, oldest first."""
         with self.engine.connect() as conn:
             return [(r.id, r.added) for r in conn.execute(select(PAT).order_by(PAT.c.added, PAT.c.id))]
+
+    def documents(self, repository_unique_id: str, unique_ids: Collection[str]) -> dict[str, StoredDocument]:
+        """The documents of this repository among ``unique_ids`` (read only)."""
+        if not unique_ids:
+            return {}
+        stmt = select(RD).where(RD.c.repository_unique_id == repository_unique_id, RD.c.unique_id.in_(list(unique_ids)))
+        with self._reader.connect() as conn:
+            return {
+                r.unique_id: StoredDocument(
+                    repository_unique_id=r.repository_unique_id,
+                    unique_id=r.unique_id,
+                    mime_type=r.mime_type,
+                    entry_uuid=r.entry_uuid,
+                    content=DocumentContent(ref="", size=r.size, sha1=r.sha1, sha256=r.sha256),
+                )
+                for r in conn.execute(stmt)
+            }
+
+    def recorded_contents(self, sha256s: Collection[str]) -> set[str]:
+        """Which of these content addresses some recorded document uses (crash recovery)."""
+        if not sha256s:
+            return set()
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(select(RD.c.sha256).where(RD.c.sha256.in_(list(sha256s))).distinct())}
+
+    def count_documents(self) -> int:
+        """How many documents the repository tables record (all repositories)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(RD)).scalar_one())
 
     def setting(self, key: str, default: str) -> str:
         """A node setting, stored with ``default`` on first use (generated identities)."""

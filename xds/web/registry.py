@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from lxml import etree
-
 from xds import vocabulary as v
 from xds.ebrim import messages
 from xds.errors import RegistryErrorItem
@@ -11,7 +9,7 @@ from xds.model.messages import QueryResponse, RegistryResponse
 from xds.node import Node
 from xds.registry import iti18, iti42
 from xds.soap.wsdl import registry_wsdl
-from xds.web.soap import Operation, SoapActor
+from xds.web.soap import Operation, SoapActor, SoapRequest
 
 
 def registry_actor(node: Node) -> SoapActor:
@@ -19,11 +17,11 @@ def registry_actor(node: Node) -> SoapActor:
     reg_ctx = node.registry_context()
     query_ctx = node.query_context()
 
-    def register(body: etree._Element) -> bytes:
-        return messages.registry_response(iti42.register(messages.submit_objects_request(body), reg_ctx))
+    def register(req: SoapRequest) -> bytes:
+        return messages.registry_response(iti42.register(messages.submit_objects_request(req.body), reg_ctx))
 
-    def query(body: etree._Element) -> bytes:
-        return messages.adhoc_query_response(iti18.stored_query(messages.adhoc_query_request(body), query_ctx))
+    def query(req: SoapRequest) -> bytes:
+        return messages.adhoc_query_response(iti18.stored_query(messages.adhoc_query_request(req.body), query_ctx))
 
     def register_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
         return messages.registry_response(RegistryResponse(status=v.RESPONSE_FAILURE, errors=errors))
@@ -39,6 +37,8 @@ def registry_actor(node: Node) -> SoapActor:
         ],
         wsdl=registry_wsdl,
         max_request_bytes=node.settings.max_request_bytes,
+        new_sink=node.new_sink,
+        max_attachment_bytes=node.settings.max_attachment_bytes,
     )
 
 

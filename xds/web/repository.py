@@ -1,0 +1,106 @@
+"""The Document Repository actor at ``/xds/repository``: ITI-41 and ITI-43 wired to their services.
+
+ITI-41 documents arrive staged (MTOM attachments streamed to the document store by the SOAP adapter) or
+inline (base64 in ``xdsb:Document``, staged here). Once handed to :func:`xds.repository.iti41.provide_and_register`
+the service owns them: it publishes them when the registry accepted, and deletes them otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from xds import vocabulary as v
+from xds.ebrim import messages, xdsb
+from xds.errors import RegistryErrorItem
+from xds.model.messages import (
+    DocumentContent,
+    ProvideAndRegisterRequest,
+    RegistryResponse,
+    RetrieveResponse,
+)
+from xds.node import Node
+from xds.repository import iti41, iti43
+from xds.soap import faults, mtom
+from xds.soap.faults import SoapFault
+from xds.soap.wsdl import repository_wsdl
+from xds.store.documents import StagedFile
+from xds.web.soap import MtomReply, Operation, OutPart, SoapActor, SoapRequest
+
+_MEDIA_TYPE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$")
+"""A bare ``type/subtype`` (RFC 6838); anything else is sent as application/octet-stream (no header injection)."""
+
+
+def part_media_type(mime_type: str) -> str:
+    """The Content-Type of a document's MIME part: its mimeType when it is a plain media type."""
+    return mime_type if _MEDIA_TYPE.match(mime_type) else "application/octet-stream"
+
+
+def repository_actor(node: Node) -> SoapActor:
+    """The repository's SOAP endpoint."""
+    provide_ctx = node.repository_context()
+    retrieve_ctx = node.retrieve_context()
+    store = node.documents
+
+    def provide(req: SoapRequest) -> bytes:
+        message = xdsb.provide_and_register_request(req.body)
+        submission = messages.submit_objects_request(message.submit)
+        documents: list[tuple[str, DocumentContent]] = []
+        inline: list[DocumentContent] = []
+        try:
+            for part in message.documents:
+                if part.cid is not None:
+                    attachment = req.attachments.get(part.cid)
+                    if attachment is None or not isinstance(attachment.sink, StagedFile):
+                        raise SoapFault(
+                            f"Document {part.id}: xop:Include cid:{part.cid} names no MIME part of this message",
+                            subcode=faults.BAD_MTOM,
+                        )
+                    documents.append((part.id, attachment.sink.content))
+                else:
+                    content = store.stage_bytes([xdsb.inline_bytes(part)])
+                    inline.append(content)
+                    documents.append((part.id, content))
+        except BaseException:
+            store.discard(inline)
+            raise
+        for attachment in req.attachments.values():
+            req.claim(attachment)  # the service publishes or deletes them now
+        referenced = {c.ref for _, c in documents}
+        store.discard(
+            a.sink.content
+            for a in req.attachments.values()
+            if isinstance(a.sink, StagedFile) and a.sink.content.ref not in referenced
+        )
+        request = ProvideAndRegisterRequest(submission=submission, documents=tuple(documents))
+        return messages.registry_response(iti41.provide_and_register(request, provide_ctx))
+
+    def retrieve(req: SoapRequest) -> MtomReply:
+        answer = iti43.retrieve(xdsb.retrieve_request(req.body), retrieve_ctx)
+        cids = [mtom.new_content_id(n) for n in range(1, len(answer.documents) + 1)]
+        parts = tuple(
+            OutPart(cid, part_media_type(d.mime_type), store.path(d.content.sha256))
+            for cid, d in zip(cids, answer.documents, strict=True)
+        )
+        return MtomReply(xdsb.retrieve_response_root(answer, cids), parts)
+
+    def provide_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
+        return messages.registry_response(RegistryResponse(status=v.RESPONSE_FAILURE, errors=errors))
+
+    def retrieve_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
+        return xdsb.retrieve_response_root(RetrieveResponse(status=v.RESPONSE_FAILURE, errors=errors), [])
+
+    return SoapActor(
+        "Document Repository",
+        [
+            Operation(iti41.TRANSACTION, provide, provide_error),
+            Operation(iti43.TRANSACTION, retrieve, retrieve_error),
+        ],
+        wsdl=repository_wsdl,
+        max_request_bytes=node.settings.max_request_bytes,
+        new_sink=node.new_sink,
+        max_attachment_bytes=node.settings.max_attachment_bytes,
+    )
+
+
+__all__ = ["part_media_type", "repository_actor"]
