@@ -5,6 +5,13 @@ keeps in its log files: for every (test, section, step) the uniqueIds it assigne
 object ids it sent (AssignedUuids), the SubmissionSet patient id (AssignedPatientId) and its ``<Report>``
 values. A register step is loaded, converted from ebRS 2.1 when needed, filled in (:mod:`substitute`),
 validated against the XSDs and sent as ITI-42; a query step is filled in, validated and sent as ITI-18.
+A Provide and Register step gets the register step's substitutions, its ``<Document>`` files become MTOM
+parts (``xdsb:Document`` holds an ``xop:Include``; with ``AssignUuids`` its id is the DocumentEntry's new
+UUID, as in NIST's ``ProvideAndRegisterTransaction``) and it goes as ITI-41 to the repository, validated
+in XOP-decoded form. A Retrieve step is filled in (``$repuid$``/``$repositoryuid$`` default to the node's
+repositoryUniqueId, README §2.4) and goes as ITI-43; its answer's documents are kept for
+:mod:`tests.conformance.retrieval`. Like NIST's ReportManager, a submission reports ``<id>_uid`` and
+``<id>_uuid`` for every uniqueId and UUID it assigned (``UseReport reportName="Document01_uid"``).
 
 Patients: ``main`` is every test's session patient (NIST 15817/15818 ``pif``), ``alt`` a second fed patient
 (NIST 15817b, ``$altpatientid$``) and ``second`` a third one for a test that must load data for another
@@ -14,6 +21,7 @@ fresh fed id.
 
 from __future__ import annotations
 
+import mimetypes
 import re
 import uuid
 from pathlib import Path
@@ -24,20 +32,32 @@ from starlette.testclient import TestClient
 
 from tests.conformance import ebrs21
 from tests.conformance import substitute as sub
+from tests.conformance.retrieval import Document, Retrieval
 from tests.conformance.testplan import Step, UseReport, load_section
 from tests.conformance.verdict import Expectation, Result, problems
-from tests.support import post
+from tests.support import REPOSITORY, Answer, post, xop_decoded
 from tests.xsd import assert_valid
 from xds import vocabulary as v
+from xds.ebrim import xdsb
+from xds.namespaces import RIM, XDSB
 from xds.node import Node
+from xds.soap import mtom
 
 Key = tuple[str, str, str]
 PATIENT_DOMAIN: Final = "1.3.6.1.4.1.21367.13.20.1000"
-_SESSION_FEEDS: Final = frozenset({"15817", "15818"})
+_SESSION_FEEDS: Final = frozenset({"15817", "15818", "15823"})
+"""Patient Identity Feed tests whose ``$patientid$`` report is the session patient (15823: the RG's feed)."""
 _ALT_FEED: Final = "15817b"
 _NIST_LOG_PATH: Final = re.compile(r"//TestStep\[@id='[^']*'\]")
 """Asserts written against the NIST log (``//TestStep[@id='x']//...``) are applied to the answer itself."""
-_ACTIONS: Final = {"RegisterTransaction": v.ACTION_REGISTER, "StoredQueryTransaction": v.ACTION_STORED_QUERY}
+_ACTIONS: Final = {
+    "RegisterTransaction": v.ACTION_REGISTER,
+    "StoredQueryTransaction": v.ACTION_STORED_QUERY,
+    "ProvideAndRegisterTransaction": v.ACTION_PROVIDE_AND_REGISTER,
+    "RetrieveTransaction": v.ACTION_RETRIEVE,
+}
+_SUBMISSIONS: Final = frozenset({"RegisterTransaction", "ProvideAndRegisterTransaction"})
+_REPOSITORY_UID_SYMBOLS: Final = ("$repuid$", "$repositoryuid$")
 
 
 class HarnessError(Exception):
@@ -65,6 +85,8 @@ class Engine:
         self.uuids: dict[Key, dict[str, str]] = {}
         self.pids: dict[Key, str] = {}
         self.reports: dict[Key, dict[str, str]] = {}
+        self.submitted: dict[str, tuple[str, bytes]] = {}
+        """DocumentEntry.uniqueId -> (mimeType, bytes) of every document a successful ITI-41 provided."""
         self.log: list[Result] = []
 
     def _fed(self, pid: str) -> str:
@@ -141,17 +163,74 @@ class Engine:
         root = _parse(step.directory / step.metadata_file)
         if ebrs21.is_ebrs21(root) and "NoConvert" not in step.flags:
             root = ebrs21.to_ebrs30(root)
-        sub.fill(root, self._values(step))
-        if step.transaction == "RegisterTransaction":
+        values = self._values(step)
+        sub.fill(root, values)
+        if step.transaction in _SUBMISSIONS:
             self._register_substitutions(step, root)
         left = sub.leftovers(root)
         if left:
             raise HarnessError(f"{step.label}: placeholders without a value: {sorted(left)}")
-        assert_valid(root, what=f"request of {step.label}")
         self._record_reports(step, root, "InputMetadata")
+        if step.transaction == "ProvideAndRegisterTransaction":
+            return self._provide(step, root)
+        assert_valid(root, what=f"request of {step.label}")
+        if step.transaction == "RetrieveTransaction":
+            return self._retrieve(step, root, values)
         answer = post(self.client, _ACTIONS[step.transaction], etree.tostring(root))
         self._record_reports(step, answer.body, "Result")
         return Result.of_answer(step, answer.body, root)
+
+    def _provide(self, step: Step, submit: etree._Element) -> Result:
+        """ITI-41: the metadata and each ``<Document>`` file as an MTOM part."""
+        ids = self.uuids[step.key]
+        documents: list[tuple[str, str]] = []
+        parts: list[tuple[str, str, bytes]] = []
+        for n, (doc_id, name) in enumerate(step.documents, 1):
+            path = step.directory / name
+            if not path.is_file():
+                raise HarnessError(f"{step.label}: Document {doc_id} file {name} not found")
+            cid = mtom.new_content_id(n)
+            documents.append((ids.get(doc_id, doc_id), cid))
+            parts.append((cid, mimetypes.guess_type(name)[0] or "application/octet-stream", path.read_bytes()))
+        body = xdsb.render_provide_and_register_request(submit, documents)
+        request = etree.fromstring(body)
+        assert_valid(xop_decoded(request, {cid: data for cid, _, data in parts}), what=f"request of {step.label}")
+        answer = post(self.client, v.ACTION_PROVIDE_AND_REGISTER, body, REPOSITORY, parts=parts)
+        self._record_reports(step, answer.body, "Result")
+        result = Result.of_answer(step, answer.body, request)
+        if result.status == "Success":
+            mime_types = {e.get("id", ""): e.get("mimeType", "") for e in submit.iter(f"{{{RIM}}}ExtrinsicObject")}
+            for (symbolic, _), (doc_id, _), (_, _, data) in zip(step.documents, documents, parts, strict=True):
+                uid = self.uids[step.key].get(symbolic)
+                if uid is not None and doc_id in mime_types:
+                    self.submitted[uid] = (mime_types[doc_id], data)
+        return result
+
+    def _retrieve(self, step: Step, request: etree._Element, values: dict[str, str]) -> Result:
+        """ITI-43 (as MTOM, as the NIST engine sends it); the answer's documents go to the result."""
+        answer = post(self.client, v.ACTION_RETRIEVE, etree.tostring(request), REPOSITORY, parts=[])
+        self._record_reports(step, answer.body, "Result")
+        result = Result.of_answer(step, answer.body, request)
+        if answer.body.tag == xdsb.RETRIEVE_RESPONSE:
+            result.retrieval = Retrieval(
+                requested=[
+                    (_text(r, "RepositoryUniqueId"), _text(r, "DocumentUniqueId"))
+                    for r in request.iterchildren(f"{{{XDSB}}}DocumentRequest")
+                ],
+                returned=_returned(answer),
+                submitted=dict(self.submitted),
+                values=values,
+                reference_metadata=self._answer_of(step, step.reference_metadata),
+            )
+        return result
+
+    def _answer_of(self, step: Step, key: Key | None) -> etree._Element | None:
+        if key is None:
+            return None
+        found = next((r.body for r in reversed(self.log) if r.step.key == key and r.body is not None), None)
+        if found is None:
+            raise HarnessError(f"{step.label}: ReferenceMetadata step {'/'.join(key)} has not run")
+        return found
 
     def _register_substitutions(self, step: Step, root: etree._Element) -> None:
         pid = new_patient_id() if "AltPatientId" in step.flags else self.current[step.test]
@@ -162,6 +241,9 @@ class Engine:
         sub.set_source_id(root)
         self.uuids[step.key] = sub.assign_uuids(root, enabled="AssignUuids" in step.flags)
         self.pids[step.key] = sub.submission_patient(root)
+        reports = self.reports.setdefault(step.key, {})
+        reports.update({f"{k}_uid": u for k, u in self.uids[step.key].items() if k})
+        reports.update({f"{k}_uuid": u for k, u in self.uuids[step.key].items() if k})
 
     def _record_reports(self, step: Step, root: etree._Element, source: str) -> None:
         for r in step.reports:
@@ -190,6 +272,10 @@ class Engine:
             values[u.symbol] = found
         for r in step.use_reports:
             values[r.symbol] = self._report(step, r)
+        if step.transaction == "RetrieveTransaction":
+            values |= dict.fromkeys(step.repository_symbols, self.node.repository_unique_id)
+            for symbol in _REPOSITORY_UID_SYMBOLS:
+                values.setdefault(symbol, self.node.repository_unique_id)
         return values
 
     def _report(self, step: Step, r: UseReport) -> str:
@@ -201,6 +287,21 @@ class Engine:
         if value is None:
             raise HarnessError(f"{step.label}: no report {r.report!r} from {r.test}/{r.section}#{r.step}")
         return value
+
+
+def _text(parent: etree._Element, local: str) -> str:
+    child = parent.find(f"{{{XDSB}}}{local}")
+    return (child.text or "").strip() if child is not None else ""
+
+
+def _returned(answer: Answer) -> list[Document]:
+    """The DocumentResponses of an ITI-43 answer, each with the bytes of its MTOM part (or inline base64)."""
+    _, _, documents = xdsb.retrieve_response(answer.body)
+    out = []
+    for ids, mime_type, part in documents:
+        data = answer.attachments.get(part.cid) if part.cid is not None else xdsb.inline_bytes(part)
+        out.append(Document(ids.repository_unique_id, ids.document_unique_id, mime_type, data))
+    return out
 
 
 __all__ = ["Engine", "HarnessError", "new_patient_id"]

@@ -4,7 +4,8 @@ Each row names the NIST step it checks (``test/section#step``) and the sections 
 (``chain``; ``@second`` runs a section for another patient). Steps before the target inside its own section
 run as well. Expectations come from the testplan; a row may override them (``status``/``codes``) only for a
 documented reason (``note``, which also carries caveats), and may add error codes the ITI TF implies where
-the testplan states only a status (``tf_codes``, README "(TF: X)"). ``then`` names the NIST evaluation
+the testplan states only a status (``tf_codes``, README "(TF: X)"); a Retrieve row may replace the
+testplan's ``<ReferenceDocument>`` list (``references``), again with a ``note``. ``then`` names the NIST evaluation
 sections a row's Table A note refers to ("original must become Deprecated", "replacement must join the
 Folder", "nothing stored"); they run after the target step passed, each step against its own testplan.
 """
@@ -32,6 +33,7 @@ class Row:
     status: str | None = None
     codes: tuple[str, ...] | None = None
     tf_codes: tuple[str, ...] = ()
+    references: tuple[tuple[str, str], ...] | None = None
     note: str = ""
     xfail: str = ""
 

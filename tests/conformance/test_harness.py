@@ -1,16 +1,20 @@
-"""Self-tests of the NIST replay harness: testplan reading, ebRS 2.1 conversion, substitutions, contents."""
+"""Self-tests of the NIST replay harness: testplan reading, ebRS 2.1 conversion, substitutions, contents,
+retrieve checks."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from tests.conformance import contents, ebrs21
+from tests.conformance import contents, ebrs21, retrieval
 from tests.conformance import substitute as sub
 from tests.conformance.corpus import nist_tests_dir
+from tests.conformance.retrieval import Document, Retrieval
 from tests.conformance.rows import ROWS
+from tests.conformance.rows_repository import ROWS as REPOSITORY_ROWS
 from tests.conformance.testplan import load_section, sections
 from tests.xsd import assert_valid
 from xds import vocabulary as v
@@ -102,14 +106,62 @@ def test_testplan_reading() -> None:
     assert "AltPatientId" in alt.flags and alt.error_messages == ("XDSUnknownPatientId",)
 
 
-@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
+@pytest.mark.parametrize("row", (*ROWS, *REPOSITORY_ROWS), ids=lambda r: r.id)
 def test_every_row_names_existing_sections_and_steps(row: object) -> None:
     tests = nist_tests_dir()
     for ref in (*row.chain, row.section, *row.then):  # type: ignore[attr-defined]
         test, _, section = ref.partition("@")[0].partition("/")
         assert section in sections(tests, test) or (tests / test / section / "testplan.xml").is_file(), ref
+        for step in load_section(tests, test, section):
+            for doc_id, name in step.documents:
+                assert (step.directory / name).is_file(), (ref, doc_id, name)
     steps = [s.id for s in load_section(tests, *row.section.split("/"))]  # type: ignore[attr-defined]
     assert row.step in steps  # type: ignore[attr-defined]
+
+
+def test_repository_testplan_reading() -> None:
+    tests = nist_tests_dir()
+    pnr = load_section(tests, "12021", "submit")[0]
+    assert pnr.transaction == "ProvideAndRegisterTransaction"
+    assert pnr.documents == (("Document01", "my_document.txt"), ("Document02", "my_document2.txt"))
+    ret = load_section(tests, "12021", "retrieve")[0]
+    assert ret.transaction == "RetrieveTransaction" and ret.reference_metadata == ("12021", "query", "by_uid")
+    assert ret.references == (("$docuid1$", "submit/my_document.txt"), ("$docuid2$", "submit/my_document2.txt"))
+    # testdir="submit" is no section below 12021/retrieve; it names the test's own submit section
+    assert {(u.test, u.section, u.step) for u in ret.use_ids} == {("12021", "submit", "submit")}
+    assert retrieval.reference_file(ret.directory, "submit/my_document.txt") == tests / "12021/submit/my_document.txt"
+    assert load_section(tests, "12028", "retrieve")[0].expected_mime_type == "text/plain"
+    uuids = load_section(tests, "11983", "submit_no_doc")[0]
+    assert "AssignUuids" in uuids.flags and uuids.documents == () and uuids.error_messages == ("XDSMissingDocument",)
+
+
+def _retrieval(*returned: Document) -> Retrieval:
+    return Retrieval(
+        requested=[("1.2", "d1"), ("1.2", "d2")],
+        returned=list(returned),
+        submitted={"d1": ("text/plain", b"one"), "d2": ("text/xml", b"<two/>")},
+        values={"$uid$": "d1"},
+    )
+
+
+def test_retrieve_checks() -> None:
+    here = nist_tests_dir() / "12021" / "retrieve"
+    one, two = Document("1.2", "d1", "text/plain", b"one"), Document("1.2", "d2", "text/xml", b"<two/>")
+    assert retrieval.check(_retrieval(one, two), "Success", references=(), mime_type="", directory=here) == []
+    assert retrieval.check(_retrieval(one), "PartialSuccess", references=(), mime_type="", directory=here) == []
+    assert retrieval.check(_retrieval(), "Failure", references=(), mime_type="", directory=here) == []
+    for status, docs in (("Success", (one,)), ("Failure", (one,)), ("PartialSuccess", (one, two))):
+        assert retrieval.check(_retrieval(*docs), status, references=(), mime_type="", directory=here), status
+    wrong = Document("1.2", "d1", "text/xml", b"uno")
+    assert len(retrieval.check(_retrieval(wrong, two), "Success", references=(), mime_type="", directory=here)) == 2
+    elsewhere = Document("9.9", "d2", "text/xml", b"<two/>")
+    assert retrieval.check(_retrieval(one, elsewhere), "PartialSuccess", references=(), mime_type="", directory=here)
+    assert retrieval.check(_retrieval(one, one), "PartialSuccess", references=(), mime_type="", directory=here)
+    assert retrieval.check(_retrieval(one, two), "Success", references=(), mime_type="text/plain", directory=here)
+    refs = (("$uid$", "submit/my_document.txt"),)  # not b"one"
+    assert retrieval.check(_retrieval(one, two), "Success", references=refs, mime_type="", directory=here)
+    missing = (("$uid$", "submit/no_such_file.txt"),)
+    assert retrieval.check(_retrieval(one, two), "Success", references=missing, mime_type="", directory=here)
 
 
 def test_contents_counts_packages_by_classification_node() -> None:
@@ -125,3 +177,22 @@ def test_contents_counts_packages_by_classification_node() -> None:
     assert contents.check(body, (("None", None),)) != []
     with pytest.raises(contents.UnsupportedExpectation):
         contents.check(body, (("Mystery", None),))
+
+
+def test_retrieve_checks_against_the_reference_metadata() -> None:
+    here = nist_tests_dir() / "12021" / "retrieve"
+
+    def answer(size: str, sha1: str) -> etree._Element:
+        return etree.fromstring(
+            f'<r xmlns:rim="{RIM}"><rim:RegistryObjectList><rim:ExtrinsicObject id="x" mimeType="text/plain">'
+            f'<rim:Slot name="size"><rim:ValueList><rim:Value>{size}</rim:Value></rim:ValueList></rim:Slot>'
+            f'<rim:Slot name="hash"><rim:ValueList><rim:Value>{sha1}</rim:Value></rim:ValueList></rim:Slot>'
+            f'<rim:ExternalIdentifier id="e" registryObject="x" identificationScheme="{v.DE_UNIQUE_ID}" value="d1"/>'
+            "</rim:ExtrinsicObject></rim:RegistryObjectList></r>"
+        )
+
+    r = Retrieval(requested=[("1.2", "d1")], returned=[Document("1.2", "d1", "text/plain", b"one")])
+    r.reference_metadata = answer("3", hashlib.sha1(b"one").hexdigest().upper())
+    assert retrieval.check(r, "Success", references=(), mime_type="", directory=here) == []
+    r.reference_metadata = answer("4", hashlib.sha1(b"two").hexdigest())
+    assert len(retrieval.check(r, "Success", references=(), mime_type="", directory=here)) == 2

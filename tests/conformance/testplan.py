@@ -1,9 +1,15 @@
 """Read a NIST test: ``index.idx`` (section order) and each section's ``testplan.xml`` (TestSteps).
 
 A TestStep names its expectation (``ExpectedStatus``, ``ExpectedErrorCode``, ``ExpectedErrorMessage``,
-``ExpectedContents``), one transaction element (``RegisterTransaction``, ``StoredQueryTransaction``, ...) and
-the engine's instructions for that transaction: ``MetadataFile``, ``UseId``, ``UseReport``, ``Report``,
-``NoPatientId``, ``AltPatientId``, ``NewPatientId``, ``NoAssignUids``, ``AssignUuids``, ``NoConvert``.
+``ExpectedContents``), one transaction element (``RegisterTransaction``, ``StoredQueryTransaction``,
+``ProvideAndRegisterTransaction``, ``RetrieveTransaction``, ...) and the engine's instructions for that
+transaction: ``MetadataFile``, ``UseId``, ``UseReport``, ``Report``, ``NoPatientId``, ``AltPatientId``,
+``NewPatientId``, ``NoAssignUids``, ``AssignUuids``, ``NoConvert``. A Provide and Register step names the
+files it attaches (``<Document id="Document01">file</Document>``, relative to the section directory); a
+Retrieve step may name the bytes it expects back (``<ReferenceDocument uid="$docuid1$">file</ReferenceDocument>``),
+the query answer whose size, hash and mimeType the documents must match (``<ReferenceMetadata testdir=".."
+step=".."/>``), an ``<ExpectedMimeType>`` and ``<UseRepositoryUniqueId symbol=".."/>`` (the placeholder that
+takes the SUT repository's repositoryUniqueId).
 The transaction is the step's child element whose name ends in ``Transaction``. ``<Assertions>`` hold XPath
 tests of the step's answer (of the previous answer in a ``NullTransaction``).
 A step without a transaction element (``NewPatientId`` alone) only changes the engine's state.
@@ -75,6 +81,15 @@ class Step:
     flags: frozenset[str]
     keep_uids: tuple[str, ...]
     assertions: tuple[tuple[str, str], ...] = ()
+    documents: tuple[tuple[str, str], ...] = ()
+    """``<Document id=..>file</Document>``: (document id, file relative to the section directory)."""
+    references: tuple[tuple[str, str], ...] = ()
+    """``<ReferenceDocument uid=..>file</ReferenceDocument>``: (uid or its placeholder, file as written)."""
+    reference_metadata: tuple[str, str, str] | None = None
+    """``<ReferenceMetadata>``: the (test, section, step) whose query answer describes the documents."""
+    expected_mime_type: str = ""
+    repository_symbols: tuple[str, ...] = ()
+    """``<UseRepositoryUniqueId symbol=..>``: placeholders for the SUT repository's repositoryUniqueId."""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -119,7 +134,7 @@ def _step(e: etree._Element, test: str, section: str, directory: Path) -> Step:
         error_messages=_texts(e, "ExpectedErrorMessage"),
         transaction="" if tx is None else str(tx.tag),
         metadata_file=(_texts(tx, "MetadataFile") or ("",))[0] if tx is not None else "",
-        use_ids=tuple(_use_id(u, test, section) for s in scopes for u in s.iterchildren("UseId")),
+        use_ids=tuple(_use_id(u, directory) for s in scopes for u in s.iterchildren("UseId")),
         use_reports=tuple(_use_report(u, test, section) for s in scopes for u in s.iterchildren("UseReport")),
         reports=tuple(
             Report(r.get("name", ""), r.get("section", ""), (r.text or "").strip())
@@ -135,18 +150,37 @@ def _step(e: etree._Element, test: str, section: str, directory: Path) -> Step:
             for block in s.iterchildren("Assertions")
             for a in block.iter("Assert")
         ),
+        documents=tuple((d.get("id", ""), (d.text or "").strip()) for d in _children(tx, "Document")),
+        references=tuple((d.get("uid", ""), (d.text or "").strip()) for d in _children(tx, "ReferenceDocument")),
+        reference_metadata=next(
+            ((*_where(directory, r.get("testdir")), r.get("step", "")) for r in _children(tx, "ReferenceMetadata")),
+            None,
+        ),
+        expected_mime_type=next(((m.text or "").strip() for m in _children(tx, "ExpectedMimeType")), ""),
+        repository_symbols=tuple(u.get("symbol") or "$repuid$" for u in _children(tx, "UseRepositoryUniqueId")),
     )
 
 
-def _where(test: str, section: str, testdir: str | None) -> tuple[str, str]:
+def _children(tx: etree._Element | None, tag: str) -> list[etree._Element]:
+    return [] if tx is None else list(tx.iterchildren(tag))
+
+
+def _where(directory: Path, testdir: str | None) -> tuple[str, str]:
+    """The (test, section) a ``testdir`` names: relative to the section directory, as NIST resolves it, or,
+    when that is no section, relative to the test directory (``12021/retrieve`` writes ``testdir="submit"``)."""
+    test, section = directory.parent.name, directory.name
     if not testdir:
         return test, section
-    parts = posixpath.normpath(posixpath.join(test, section, testdir)).split("/")
+    tests = directory.parent.parent
+    for base in (posixpath.join(test, section), test):
+        parts = posixpath.normpath(posixpath.join(base, testdir)).split("/")
+        if len(parts) == 2 and (tests / parts[0] / parts[1] / "testplan.xml").is_file():
+            break
     return parts[0], parts[1] if len(parts) > 1 else ""
 
 
-def _use_id(u: etree._Element, test: str, section: str) -> UseId:
-    t, s = _where(test, section, u.get("testdir"))
+def _use_id(u: etree._Element, directory: Path) -> UseId:
+    t, s = _where(directory, u.get("testdir"))
     return UseId(t, s, u.get("step", ""), u.get("id", ""), u.get("symbol", ""), u.get("section", ""))
 
 

@@ -6,6 +6,8 @@
   RegistryError.
 - ``ExpectedContents``: see :mod:`tests.conformance.contents`.
 - ``<Assertions>``: each ``Assert`` XPath is true of the answer (checked by the engine).
+- A Retrieve step: the documents returned, see :mod:`tests.conformance.retrieval` (``ReferenceDocument``,
+  ``ExpectedMimeType``, ``ReferenceMetadata``, and the bytes and mimeType the harness submitted).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Final
 
 from lxml import etree
 
-from tests.conformance import contents
+from tests.conformance import contents, retrieval
+from tests.conformance.retrieval import Retrieval
 from tests.conformance.testplan import Step
 from xds import vocabulary as v
 from xds.namespaces import RS, SOAP12
@@ -35,10 +38,19 @@ class Expectation:
     codes: tuple[str, ...] = ()
     messages: tuple[str, ...] = ()
     contents: tuple[tuple[str, int | None], ...] = ()
+    references: tuple[tuple[str, str], ...] = ()
+    mime_type: str = ""
 
     @classmethod
     def of(cls, step: Step) -> Expectation:
-        return cls(step.expected_status, step.error_codes, step.error_messages, step.contents)
+        return cls(
+            step.expected_status,
+            step.error_codes,
+            step.error_messages,
+            step.contents,
+            step.references,
+            step.expected_mime_type,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +76,7 @@ class Result:
     body: etree._Element | None = None
     request: etree._Element | None = None
     failed_assertions: list[str] = field(default_factory=list)
+    retrieval: Retrieval | None = None
 
     @classmethod
     def of_answer(cls, step: Step, body: etree._Element, request: etree._Element) -> Result:
@@ -74,7 +87,11 @@ class Result:
             Error(e.get("errorCode", ""), e.get("codeContext", ""), e.get("severity", v.SEVERITY_ERROR))
             for e in body.iter(f"{{{RS}}}RegistryError")
         ]
-        return cls(step, STATUS.get(body.get("status", ""), body.get("status", "")), errors, body, request)
+        status = body.get("status")
+        if status is None:  # RetrieveDocumentSetResponse: the status is on its rs:RegistryResponse
+            inner = body.find(f"{{{RS}}}RegistryResponse")
+            status = "" if inner is None else inner.get("status", "")
+        return cls(step, STATUS.get(status, status), errors, body, request)
 
     def describe(self) -> str:
         """The answer in one line: status, then each error as code (severity): context."""
@@ -85,6 +102,8 @@ class Result:
         types = sorted(e.get("associationType", "").rsplit(":", 1)[-1] for k, e in kinds if k == "Associations")
         counts = dict(contents.tally(self.body))
         tail = f" associationTypes={types}" if types else ""
+        if self.retrieval is not None:
+            tail += f" documents={[(d.uid, d.mime_type) for d in self.retrieval.returned]}"
         return f"status={self.status or '-'} errors=[{errs}] objects={counts}{tail}"
 
 
@@ -102,6 +121,14 @@ def problems(expected: Expectation, result: Result) -> list[str]:
             out.append(f"no Error-severity RegistryError mentions {msg!r}")
     if expected.contents and result.body is not None:
         out += contents.check(result.body, expected.contents)
+    if result.retrieval is not None:
+        out += retrieval.check(
+            result.retrieval,
+            result.status,
+            references=expected.references,
+            mime_type=expected.mime_type,
+            directory=result.step.directory,
+        )
     return out
 
 
