@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Sequence
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import uvicorn
 from lxml import etree
 from starlette.testclient import TestClient
+from starlette.types import ASGIApp
 
 from tests.xsd import assert_valid
 from xds import vocabulary as v
@@ -158,3 +164,24 @@ def query(
 def q(*values: str) -> str:
     """A quoted stored-query value list: ``('a','b')``."""
     return "(" + ",".join("'" + x.replace("'", "''") + "'" for x in values) + ")"
+
+
+@contextmanager
+def serving(app: ASGIApp) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port in a thread; yields the base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, ws="none"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -5,25 +5,49 @@
     xds serve   [--config FILE] [--host H] [--port P]
     xds patient add|list|remove [ID] [--config FILE]
     xds db upgrade [--config FILE]
+    xds submit FILE... --patient ID [--title TEXT] [--mime-type TYPE] [--url URL] [--config FILE] [--json]
+    xds retrieve UNIQUEID... [--repository ID] [--out PATH] [--url URL] [--config FILE]
+    xds repository reconcile [--all] [--config FILE]
 
 Every command that touches a node's data takes ``--config FILE`` (or ``XDS_CONFIG``), so it works on the same
-database as the server started with that file (ARCHITECTURE.md §5).
+database as the server started with that file (ARCHITECTURE.md §5). ``submit`` (ITI-41) and ``retrieve``
+(ITI-43) talk SOAP to a node, by default the one ``--config`` describes, through :mod:`xds.client`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import logging
+import mimetypes
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final
 
-from xds import __version__
+from xds import __version__, samples
+from xds import vocabulary as v
 from xds.config import ConfigError, Settings, load_settings
+from xds.errors import RegistryErrorItem, Severity
 from xds.model.hl7 import CX
+from xds.model.metadata import Submission
 
 log = logging.getLogger("xds.cli")
+
+_WithConfig = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+_MIME: Final = mimetypes.MimeTypes()  # the built-in table only: the same answer on every machine
+_MIME.add_type("application/dicom", ".dcm")
+_EXTENSIONS: Final = {"application/xml": ".xml", "application/dicom": ".dcm"}
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._^-]")
+_EXIT: Final = {v.RESPONSE_SUCCESS: 0, v.RESPONSE_PARTIAL_SUCCESS: 3}
+_EXIT_CODES: Final = """exit status:
+  0  Success
+  1  Failure: the node's errors (code, context, location) are printed on stderr; also a SOAP fault
+  2  usage error, or no SOAP node at the URL (unreachable, or the answer is not SOAP)"""
 
 
 def _setup_argparser() -> argparse.ArgumentParser:
@@ -52,7 +76,61 @@ def _setup_argparser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     dsub = db.add_subparsers(dest="db_command", required=True)
     with_config(dsub.add_parser("upgrade", help="migrate the database schema to this version"))
+
+    repo = sub.add_parser("repository", help="document repository maintenance")
+    rsub = repo.add_subparsers(dest="repository_command", required=True)
+    rec = with_config(
+        rsub.add_parser(
+            "reconcile",
+            help="settle documents whose registration at the remote registry (registry_url) has an unknown outcome",
+        )
+    )
+    rec.add_argument("--all", action="store_true", help="also records younger than twice registry_timeout")
+    _document_parsers(sub, with_config)
     return parser
+
+
+def _document_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], with_config: _WithConfig) -> None:
+    url_help = "repository endpoint (default: http://HOST:PORT/xds/repository of the node of --config)"
+    submit = with_config(
+        sub.add_parser(
+            "submit",
+            help="send files to a repository (ITI-41 Provide and Register)",
+            description="Send each FILE as one document (one DocumentEntry) of a new SubmissionSet, as MTOM/XOP.",
+            epilog="prints the SubmissionSet's uniqueId, then a line per DocumentEntry: uniqueId, mimeType, size,"
+            " file\n\n" + _EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    submit.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    submit.add_argument("--patient", required=True, metavar="ID", help="patient id (CX, e.g. 123^^^&1.2.3&ISO)")
+    submit.add_argument("--title", metavar="TEXT", help="title of the documents (default: each file's name)")
+    submit.add_argument(
+        "--mime-type", metavar="TYPE", help="mimeType of the documents (default: guessed from the file name)"
+    )
+    submit.add_argument("--url", help=url_help)
+    submit.add_argument("--json", action="store_true", help="print the result as JSON")
+    retrieve = with_config(
+        sub.add_parser(
+            "retrieve",
+            help="fetch documents from a repository (ITI-43 Retrieve Document Set)",
+            description="Fetch documents by uniqueId; prints uniqueId, mimeType, size and path of each.",
+            epilog=_EXIT_CODES + "\n  3  PartialSuccess: some documents were retrieved, the errors are on stderr",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
+    retrieve.add_argument("unique_ids", nargs="+", metavar="UNIQUEID")
+    retrieve.add_argument(
+        "--repository", metavar="ID", help="repositoryUniqueId (default: the node's, from GET /health)"
+    )
+    retrieve.add_argument(
+        "--out",
+        type=Path,
+        metavar="PATH",
+        help="a file for one UNIQUEID, else a directory (default: the current directory; a document is named"
+        " after its uniqueId with the extension of its mimeType)",
+    )
+    retrieve.add_argument("--url", help=url_help)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -64,7 +142,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, config: str | None) -> int:
     import uvicorn
 
     from xds.app import create_app
@@ -73,6 +151,8 @@ def _serve(settings: Settings) -> int:
 
     configure_logging(settings.log_level)
     node = Node.open(settings)
+    if settings.registry_url:
+        node.reconcile()
     log.info(
         "node starting",
         extra={
@@ -90,7 +170,7 @@ def _serve(settings: Settings) -> int:
     )
     if settings.workers > 1:
         node.close()
-        _export(settings)
+        _export(settings, config)
         uvicorn.run(
             "xds.app:app_from_environment",
             factory=True,
@@ -106,8 +186,10 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
-def _export(settings: Settings) -> None:
+def _export(settings: Settings, config: str | None) -> None:
     """Hand the effective settings to worker processes through the environment they inherit."""
+    if config:
+        os.environ["XDS_CONFIG"] = os.path.abspath(config)
     os.environ["XDS_DATA_DIR"] = str(settings.data_path)
     os.environ["XDS_DATABASE_URL"] = settings.effective_database_url
     os.environ["XDS_HOST"], os.environ["XDS_PORT"] = settings.host, str(settings.port)
@@ -146,6 +228,22 @@ def _patient(args: argparse.Namespace, settings: Settings) -> int:
         node.close()
 
 
+def _repository(args: argparse.Namespace, settings: Settings) -> int:
+    from xds.node import Node
+
+    node = Node.open(settings)
+    try:
+        if not settings.registry_url:
+            print("xds: nothing to reconcile: the registry is this node's own (no registry_url)")
+            return 0
+        older_than = "9999-12-31T23:59:59+00:00" if args.all else None  # --all: every pending record
+        result = node.reconcile(older_than=older_than)
+        print(f"held {result.held}  dropped {len(result.dropped)}  still unknown {result.unknown}")
+        return 1 if result.unknown else 0
+    finally:
+        node.close()
+
+
 def _db(settings: Settings) -> int:
     from registry_schema import migrate
     from xds.store.sql import make_engine
@@ -160,19 +258,188 @@ def _db(settings: Settings) -> int:
     return 0
 
 
+def guess_mime_type(name: str) -> str:
+    """The mimeType of a file by its name (built-in table), else ``application/octet-stream``."""
+    mime_type, encoding = _MIME.guess_type(name, strict=False)
+    if encoding is not None:
+        return "application/gzip" if encoding == "gzip" else "application/octet-stream"
+    return mime_type or "application/octet-stream"
+
+
+def build_submission(
+    files: Sequence[Path], patient: CX, *, title: str | None = None, mime_type: str | None = None
+) -> tuple[Submission, dict[str, Path]]:
+    """A SubmissionSet with one DocumentEntry per file, and the files by DocumentEntry id.
+
+    The codes are the :mod:`xds.samples` defaults (NIST affinity-domain codes) and creationTime is now; hash
+    and size are computed here (the repository checks them), repositoryUniqueId is left to the repository.
+    No author is claimed.
+    """
+    entries, documents = [], {}
+    for path in files:
+        size, sha1 = _digest(path)
+        de = samples.document_entry(
+            patient, content=b"", mime_type=mime_type or guess_mime_type(path.name), title=title or path.name
+        )
+        entries.append(dataclasses.replace(de, hash=sha1, size=size, repository_unique_id="", authors=()))
+        documents[de.id] = path
+    ss = dataclasses.replace(samples.submission_set(patient), authors=())
+    return samples.submission(patient, entries, ss=ss), documents
+
+
+def _digest(path: Path) -> tuple[int, str]:
+    sha1, size = hashlib.sha1(usedforsecurity=False), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            sha1.update(chunk)
+            size += len(chunk)
+    return size, sha1.hexdigest()
+
+
+def _node_url(settings: Settings, path: str) -> str:
+    """The URL of ``path`` on the node ``settings`` describe (a wildcard listen address means loopback)."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}{path}"
+
+
+def _short(status: str) -> str:
+    return status.rpartition(":")[2]
+
+
+def _report(errors: Sequence[RegistryErrorItem]) -> None:
+    for e in errors:
+        kind = "warning" if e.severity == Severity.WARNING else "error"
+        where = f" [{e.location}]" if e.location else ""
+        print(f"xds: {kind}: {e.error_code}: {e.code_context}{where}", file=sys.stderr)
+
+
+def _submit(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from xds.client import ClientError, NotSoapError, SoapClient
+
+    try:
+        patient = CX.parse(args.patient)
+    except ValueError as exc:
+        return _usage(str(exc))
+    if not patient.is_xds_patient_id():
+        return _usage(f"{args.patient!r} is not an XDS patient id (id^^^&OID&ISO)")
+    unreadable = [str(f) for f in args.files if not f.is_file()]
+    if unreadable:
+        return _usage(f"not a readable file: {', '.join(unreadable)}")
+    submission, files = build_submission(args.files, patient, title=args.title, mime_type=args.mime_type)
+    url = args.url or _node_url(settings, "/xds/repository")
+    try:
+        with SoapClient(url) as client:
+            response = client.provide_and_register(submission, files)
+    except (httpx.TransportError, NotSoapError) as exc:
+        return _usage(f"no SOAP node at {url}: {exc or type(exc).__name__}")
+    except ClientError as exc:
+        print(f"xds: {url}: {exc}", file=sys.stderr)
+        return 1
+    _report(response.errors)
+    ss = submission.submission_sets[0]
+    documents = [
+        {"unique_id": de.unique_id, "entry_uuid": de.id, "mime_type": de.mime_type, "size": de.size, "file": str(f)}
+        for de, f in zip(submission.document_entries, files.values(), strict=True)
+    ]
+    if args.json:
+        result = {
+            "status": _short(response.status),
+            "submission_set": {"unique_id": ss.unique_id, "entry_uuid": ss.id},
+            "documents": documents,
+            "errors": [dataclasses.asdict(e) for e in response.errors],
+        }
+        print(json.dumps(result, indent=2))
+    elif response.status == v.RESPONSE_SUCCESS:
+        print(f"SubmissionSet\t{ss.unique_id}")
+        for d in documents:
+            print(f"DocumentEntry\t{d['unique_id']}\t{d['mime_type']}\t{d['size']}\t{d['file']}")
+    return 0 if response.status == v.RESPONSE_SUCCESS else 1
+
+
+def _retrieve(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from xds.client import ClientError, NotSoapError, SoapClient
+
+    url = args.url or _node_url(settings, "/xds/repository")
+    single = len(args.unique_ids) == 1 and args.out is not None and not args.out.is_dir()
+    directory = (args.out.parent if single else args.out) if args.out is not None else Path.cwd()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        repository = args.repository or _repository_id(url)
+        if not repository:
+            return _usage(f"the node at {url} reports no repository_unique_id in GET /health; give --repository")
+        with SoapClient(url) as client:
+            result = client.retrieve(repository, args.unique_ids, out_dir=directory)
+    except OSError as exc:
+        return _usage(f"cannot write to {directory}: {exc.strerror or exc}")
+    except (httpx.TransportError, NotSoapError) as exc:
+        return _usage(f"no SOAP node at {url}: {exc or type(exc).__name__}")
+    except ClientError as exc:
+        print(f"xds: {url}: {exc}", file=sys.stderr)
+        return 1
+    _report(result.errors)
+    asked = set(args.unique_ids)
+    for doc in result.documents:
+        uid = doc.ids.document_unique_id
+        if uid not in asked:
+            doc.path.unlink(missing_ok=True)
+            print(f"xds: warning: the repository sent {uid!r}, which was not asked for; dropped", file=sys.stderr)
+            continue
+        target = args.out if single else directory / _file_name(uid, doc.mime_type)
+        os.replace(doc.path, target)
+        print(f"{uid}\t{doc.mime_type}\t{doc.size}\t{target}")
+    return _EXIT.get(result.status, 1)
+
+
+def _repository_id(url: str) -> str:
+    """The repositoryUniqueId the node at ``url`` reports in ``GET /health`` (it may be generated), or ``""``."""
+    import httpx
+
+    answer = httpx.get(httpx.URL(url).join("/health"), timeout=10)
+    try:
+        found = answer.json()["repository_unique_id"]
+    except (ValueError, KeyError, TypeError):
+        return ""
+    return found if isinstance(found, str) else ""
+
+
+def _file_name(unique_id: str, mime_type: str) -> str:
+    """``uniqueId`` + the extension of ``mimeType``, reduced to characters safe in a file name."""
+    base = mime_type.partition(";")[0].strip().lower()
+    ext = _EXTENSIONS.get(base) or _MIME.guess_extension(base, strict=False) or ""
+    if not ext and base.endswith(("+xml", "+json")):
+        ext = "." + base.rpartition("+")[2]
+    name = _UNSAFE.sub("_", unique_id)
+    return ("_" + name if name.startswith(".") or not name else name) + ext
+
+
+def _usage(message: str) -> int:
+    print(f"xds: {message}", file=sys.stderr)
+    return 2
+
+
 def main(args: Sequence[str] | None = None) -> int:
     """Entry point of the ``xds`` command."""
     ns = _setup_argparser().parse_args(args)
     try:
         settings = _settings(ns)
         if ns.command == "serve":
-            return _serve(settings)
+            return _serve(settings, ns.config)
         if ns.command == "patient":
             return _patient(ns, settings)
+        if ns.command == "submit":
+            return _submit(ns, settings)
+        if ns.command == "retrieve":
+            return _retrieve(ns, settings)
+        if ns.command == "repository":
+            return _repository(ns, settings)
         return _db(settings)
     except ConfigError as exc:
         print(f"xds: configuration error: {exc}", file=sys.stderr)
         return 2
 
 
-__all__ = ["main"]
+__all__ = ["build_submission", "guess_mime_type", "main"]

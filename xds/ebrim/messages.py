@@ -28,6 +28,8 @@ ADHOC_QUERY_REQUEST = qn(QUERY, "AdhocQueryRequest")
 _REGISTRY_OBJECT_LIST = qn(RIM, "RegistryObjectList")
 _ADHOC_QUERY = qn(RIM, "AdhocQuery")
 _RESPONSE_OPTION = qn(QUERY, "ResponseOption")
+REGISTRY_RESPONSE = qn(RS, "RegistryResponse")
+_REGISTRY_ERRORS = f"{qn(RS, 'RegistryErrorList')}/{qn(RS, 'RegistryError')}"
 
 
 def submit_objects_request(elem: etree._Element) -> Submission:
@@ -104,6 +106,50 @@ def _error_list(errors: Iterable[RegistryErrorItem]) -> str:
     return "".join(parts)
 
 
+def registry_error_item(elem: etree._Element) -> RegistryErrorItem:
+    """Decode one ``rs:RegistryError`` as a peer sent it.
+
+    ``codeContext`` falls back to the element's text (some peers put it there); an absent ``severity`` is
+    Error (the rs.xsd default), an unknown one Warning when it ends with ``Warning``, else Error.
+    """
+    return RegistryErrorItem(
+        error_code=elem.get("errorCode", ""),
+        code_context=elem.get("codeContext", "") or (elem.text or "").strip(),
+        severity=_severity(elem.get("severity")),
+        location=elem.get("location", ""),
+    )
+
+
+def _severity(value: str | None) -> Severity:
+    if value is None:
+        return Severity.ERROR
+    try:
+        return Severity(value.strip())
+    except ValueError:
+        return Severity.WARNING if value.strip().endswith("Warning") else Severity.ERROR
+
+
+def registry_errors(container: etree._Element) -> tuple[RegistryErrorItem, ...]:
+    """Every ``rs:RegistryError`` of the ``rs:RegistryErrorList`` under ``container``."""
+    return tuple(registry_error_item(e) for e in container.iterfind(_REGISTRY_ERRORS))
+
+
+def parse_registry_response(elem: etree._Element) -> RegistryResponse:
+    """Decode ``rs:RegistryResponse`` faithfully: status and every RegistryError (ebRS 3.0 §2.1.6).
+
+    Raises
+    ------
+    ValueError
+        When ``elem`` is not an ``rs:RegistryResponse`` or has no status.
+    """
+    if elem.tag != REGISTRY_RESPONSE:
+        raise ValueError(f"expected rs:RegistryResponse, got <{etree.QName(elem).text}>")
+    status = elem.get("status", "").strip()
+    if not status:
+        raise ValueError("rs:RegistryResponse has no status")
+    return RegistryResponse(status=status, errors=registry_errors(elem))
+
+
 def registry_response(resp: RegistryResponse) -> bytes:
     """Render ``rs:RegistryResponse``."""
     errors = _error_list(resp.errors)
@@ -131,9 +177,13 @@ def adhoc_query_response(resp: QueryResponse) -> bytes:
 
 __all__ = [
     "ADHOC_QUERY_REQUEST",
+    "REGISTRY_RESPONSE",
     "SUBMIT_OBJECTS_REQUEST",
     "adhoc_query_request",
     "adhoc_query_response",
+    "parse_registry_response",
+    "registry_error_item",
+    "registry_errors",
     "registry_response",
     "render_adhoc_query_request",
     "render_submit_objects_request",

@@ -35,10 +35,10 @@ from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 
-from xds.ebrim.messages import SUBMIT_OBJECTS_REQUEST, registry_response
-from xds.errors import RegistryErrorItem, RepositoryError, RepositoryMetadataError, Severity, XDSError
+from xds.ebrim.messages import REGISTRY_RESPONSE, SUBMIT_OBJECTS_REQUEST, registry_errors, registry_response
+from xds.errors import RegistryErrorItem, RepositoryError, RepositoryMetadataError, XDSError
 from xds.model.messages import DocumentRequest, RegistryResponse, RetrieveRequest, RetrieveResponse
-from xds.namespaces import RS, XDSB, XOP, qn
+from xds.namespaces import XDSB, XOP, qn
 from xds.soap.mtom import XOP_INCLUDE, cid_href, resolve_include
 
 PROVIDE_AND_REGISTER_REQUEST: Final = qn(XDSB, "ProvideAndRegisterDocumentSetRequest")
@@ -48,8 +48,6 @@ RETRIEVE_RESPONSE: Final = qn(XDSB, "RetrieveDocumentSetResponse")
 _DOCUMENT: Final = qn(XDSB, "Document")
 _DOCUMENT_REQUEST: Final = qn(XDSB, "DocumentRequest")
 _DOCUMENT_RESPONSE: Final = qn(XDSB, "DocumentResponse")
-_REGISTRY_RESPONSE: Final = qn(RS, "RegistryResponse")
-_REGISTRY_ERRORS: Final = f"{qn(RS, 'RegistryErrorList')}/{qn(RS, 'RegistryError')}"
 _B64_SPACE: Final = b" \t\r\n"
 
 
@@ -261,10 +259,10 @@ def retrieve_response(
     """
     if elem.tag != RETRIEVE_RESPONSE:
         raise RepositoryError(f"expected xdsb:RetrieveDocumentSetResponse, got {_name(elem)}")
-    response = elem.find(_REGISTRY_RESPONSE)
+    response = elem.find(REGISTRY_RESPONSE)
     if response is None:
         raise RepositoryError("RetrieveDocumentSetResponse has no rs:RegistryResponse")
-    errors = tuple(_registry_error(e) for e in response.iterfind(_REGISTRY_ERRORS))
+    errors = registry_errors(response)
     documents = tuple(_document_response(d, n) for n, d in enumerate(elem.iterchildren(_DOCUMENT_RESPONSE), 1))
     return response.get("status", ""), errors, documents
 
@@ -279,23 +277,6 @@ def _document_response(elem: etree._Element, n: int) -> tuple[DocumentRequest, s
             f"DocumentResponse {ids.document_unique_id} has no {missing}", location=ids.document_unique_id
         )
     return ids, mime_type, _content(document, ids.document_unique_id, RepositoryError)
-
-
-def _registry_error(elem: etree._Element) -> RegistryErrorItem:
-    """One ``rs:RegistryError`` as data (ebRS 3.0 §2.1.6; the severity defaults to Error)."""
-    return RegistryErrorItem(
-        error_code=elem.get("errorCode", ""),
-        code_context=elem.get("codeContext", "") or (elem.text or "").strip(),
-        severity=_severity(elem.get("severity", "")),
-        location=elem.get("location", ""),
-    )
-
-
-def _severity(value: str) -> Severity:
-    try:
-        return Severity(value)
-    except ValueError:
-        return Severity.WARNING if value.endswith("Warning") else Severity.ERROR
 
 
 def _text(parent: etree._Element, local: str) -> str:
