@@ -132,8 +132,10 @@ class RepositoryDocument(Base):
     """A document this node's repository holds: uniqueId -> content address, size, hashes and mimeType.
 
     Written in the same transaction as the registry objects of its submission (same-node registry), so a
-    row exists exactly when the registry accepted the metadata. ``sha256`` addresses the content in the
-    document store (SHA-1 is kept for the metadata, not trusted as an address).
+    row exists exactly when the registry accepted the metadata. With a remote registry the row is written
+    ``pending`` before ITI-42 is sent and becomes ``held`` when the registry accepted; only held documents
+    are retrievable. ``sha256`` addresses the content in the document store (SHA-1 is kept for the metadata,
+    not trusted as an address).
     """
 
     __tablename__ = "repository_document"
@@ -146,6 +148,7 @@ class RepositoryDocument(Base):
     mime_type: Mapped[str] = mapped_column(String(256))
     entry_uuid: Mapped[str] = mapped_column(_ID)
     stored_at: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(8))
 
 
 class NodeSetting(Base):

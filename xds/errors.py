@@ -110,6 +110,10 @@ class XDSError(Exception):
             location=self.location,
         )
 
+    def items(self) -> tuple[RegistryErrorItem, ...]:
+        """Every RegistryError this exception answers with."""
+        return (self.as_item(),)
+
 
 class MetadataError(XDSError):
     error_code = ErrorCode.REGISTRY_METADATA_ERROR
@@ -217,6 +221,22 @@ class XDSErrors(XDSError):
         self.errors = errors
         self.error_code = errors[0].error_code
 
+    def items(self) -> tuple[RegistryErrorItem, ...]:
+        return tuple(e.as_item() for e in self.errors)
+
+
+class RelayedErrors(XDSError):
+    """Errors another actor answered with (a remote registry), relayed unchanged."""
+
+    def __init__(self, items: tuple[RegistryErrorItem, ...]) -> None:
+        if not items:
+            raise ValueError("RelayedErrors needs at least one error")
+        super().__init__(items[0].code_context, location=items[0].location)
+        self._items = items
+
+    def items(self) -> tuple[RegistryErrorItem, ...]:
+        return self._items
+
 
 __all__ = [
     "DocumentUniqueIdError",
@@ -232,6 +252,7 @@ __all__ = [
     "RegistryError",
     "RegistryErrorItem",
     "RegistryNotAvailable",
+    "RelayedErrors",
     "RepositoryError",
     "RepositoryMetadataError",
     "RepositoryOutOfResources",

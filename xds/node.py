@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -17,10 +18,12 @@ from xds.codelists import CodeLists, parse_codes_xml
 from xds.config import ConfigError, Settings
 from xds.registry.iti18 import QueryContext
 from xds.registry.iti42 import RegistryContext
+from xds.registry_client import SoapRegistry
 from xds.repository.iti41 import RepositoryContext
 from xds.repository.iti43 import RetrieveContext
 from xds.repository.local import LocalRegistry
 from xds.repository.ports import Registry
+from xds.repository.remote import Reconciled, RemoteRegistry
 from xds.soap.mtom import PartHeaders
 from xds.store.documents import FileDocumentStore, StagedFile
 from xds.store.sql import SqlRegistryStore, make_engine
@@ -45,6 +48,7 @@ class Node:
     repository_unique_id: str
     code_lists: CodeLists | None
     documents: FileDocumentStore
+    _soap_registry: SoapRegistry | None = None
 
     @classmethod
     def open(cls, settings: Settings, *, upgrade: bool = True) -> Node:
@@ -77,8 +81,28 @@ class Node:
     def registry(self) -> Registry:
         """Where ITI-41 submissions are registered: this node's registry, or ``registry_url`` over SOAP."""
         if self.settings.registry_url:
-            raise ConfigError("registry_url: forwarding ITI-41 to a remote registry is not implemented yet")
+            return RemoteRegistry(self._remote_registry(), self.store)
         return LocalRegistry(self.registry_context())
+
+    def _remote_registry(self) -> SoapRegistry:
+        if self._soap_registry is None:
+            self._soap_registry = SoapRegistry(self.settings.registry_url, timeout=self.settings.registry_timeout)
+        return self._soap_registry
+
+    def reconcile(self, *, older_than: str | None = None) -> Reconciled:
+        """Settle documents left pending by a remote registry whose answer was lost (see xds.repository.remote).
+
+        By default only records older than twice the registry timeout are settled, so requests in flight in
+        other workers are left alone.
+        """
+        if not self.settings.registry_url:
+            return Reconciled()
+        if older_than is None:
+            cutoff = datetime.now(UTC) - timedelta(seconds=2 * self.settings.registry_timeout)
+            older_than = cutoff.isoformat(timespec="seconds")
+        result = RemoteRegistry(self._remote_registry(), self.store).reconcile(older_than=older_than)
+        self.documents.remove_unreferenced([d.content.sha256 for d in result.dropped], self.store.recorded_contents)
+        return result
 
     def repository_context(self) -> RepositoryContext:
         """Context for ITI-41."""
@@ -123,7 +147,9 @@ class Node:
         }
 
     def close(self) -> None:
-        """Release database connections and this process's staging area."""
+        """Release database connections, outbound connections and this process's staging area."""
+        if self._soap_registry is not None:
+            self._soap_registry.close()
         self.documents.close()
         self.engine.dispose()
 

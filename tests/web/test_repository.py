@@ -227,3 +227,11 @@ def test_wsdl_and_health(repo: TestClient) -> None:
     health = repo.get("/health").json()
     assert health["status"] == "ok"
     assert health["document_store"]["writable"] is True and health["document_store"]["free_bytes"] > 0
+
+
+def test_large_inline_document(repo: TestClient, fed: Node) -> None:
+    data = bytes(range(256)) * (12 * 4096)  # 12 MiB: its base64 text node is over libxml2's default 10 MB limit
+    de = entry(data, "application/octet-stream")
+    answer = provide_inline(repo, samples.submission(PATIENT, [de]), {de.id: data})
+    assert answer.status == v.RESPONSE_SUCCESS, answer.error_codes
+    assert retrieved(retrieve(repo, fed, de.unique_id))[de.unique_id][1] == data

@@ -9,7 +9,9 @@ registry commits both or neither. Only after the registry accepted are the docum
 (retrievable); when it rejects, the staged bytes are deleted and its errors are relayed unchanged.
 
 A crash between the registry's commit and the publication is repaired when the node next opens
-(:meth:`xds.store.documents.FileDocumentStore.recover`).
+(:meth:`xds.store.documents.FileDocumentStore.recover`). With a remote registry whose answer was lost
+(:class:`~xds.repository.remote.OutcomeUnknown`) the content is published but its record stays pending,
+so it is not retrievable until the outcome is known (:mod:`xds.repository.remote`).
 
 References
 ----------
@@ -28,6 +30,7 @@ from xds.model.messages import DocumentContent, ProvideAndRegisterRequest, Regis
 from xds.model.metadata import DocumentEntry, Submission
 from xds.registry.transactions import Transaction
 from xds.repository.ports import DocumentFiles, Registry
+from xds.repository.remote import OutcomeUnknown
 
 TRANSACTION = Transaction(
     id="ITI-41",
@@ -55,6 +58,9 @@ def provide_and_register(req: ProvideAndRegisterRequest, ctx: RepositoryContext)
         submission, held = _prepare(req, ctx.repository_unique_id)
         ctx.files.sync(contents)
         response = ctx.registry.register(submission, held)
+    except OutcomeUnknown:
+        ctx.files.publish(contents)  # recorded as pending, not retrievable until the registry's answer is known
+        raise
     except BaseException:
         ctx.files.discard(contents)
         raise

@@ -174,6 +174,13 @@ class FileDocumentStore:
             if c.ref:
                 Path(c.ref).unlink(missing_ok=True)
 
+    def remove_unreferenced(self, sha256s: Collection[str], referenced: Callable[[Collection[str]], set[str]]) -> int:
+        """Delete published content no record references any more (a remote registry refused it late)."""
+        gone = set(sha256s) - referenced(set(sha256s))
+        for digest in gone:
+            self.path(digest).unlink(missing_ok=True)
+        return len(gone)
+
     # --- reading ---------------------------------------------------------------------------------------
 
     def path(self, sha256: str) -> Path:

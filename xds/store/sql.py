@@ -49,6 +49,8 @@ PAT = cast(Table, Patient.__table__)
 NS = cast(Table, NodeSetting.__table__)
 CLAIM = cast(Table, UniqueIdClaim.__table__)
 RD = cast(Table, RepositoryDocument.__table__)
+HELD = "held"
+PENDING = "pending"
 
 
 def make_engine(url: str, *, pool_size: int = 16) -> Engine:
@@ -237,14 +239,15 @@ class SqlTx:
     def patient_known(self, patient_id: str) -> bool:
         return self.conn.execute(select(PAT.c.id).where(PAT.c.id == patient_id)).first() is not None
 
-    def record_documents(self, documents: Sequence[StoredDocument]) -> None:
+    def record_documents(self, documents: Sequence[StoredDocument], *, state: str = HELD) -> None:
         if not documents:
             return
-        keys = [(d.repository_unique_id, d.unique_id) for d in documents]
         known = {
             (r.repository_unique_id, r.unique_id)
             for r in self.conn.execute(
-                select(RD.c.repository_unique_id, RD.c.unique_id).where(RD.c.unique_id.in_([uid for _, uid in keys]))
+                select(RD.c.repository_unique_id, RD.c.unique_id).where(
+                    RD.c.unique_id.in_([d.unique_id for d in documents])
+                )
             )
         }
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
@@ -258,12 +261,30 @@ class SqlTx:
                 "mime_type": d.mime_type,
                 "entry_uuid": d.entry_uuid,
                 "stored_at": stamp,
+                "state": state,
             }
             for d in documents
             if (d.repository_unique_id, d.unique_id) not in known
         ]
         if rows:
             self.conn.execute(insert(RD), rows)
+
+
+def _stored_document(r: Any) -> StoredDocument:
+    return StoredDocument(
+        repository_unique_id=r.repository_unique_id,
+        unique_id=r.unique_id,
+        mime_type=r.mime_type,
+        entry_uuid=r.entry_uuid,
+        content=DocumentContent(ref="", size=r.size, sha1=r.sha1, sha256=r.sha256),
+    )
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    """True for a unique/primary-key violation (SQLSTATE 23505; SQLite's "UNIQUE constraint failed")."""
+    if getattr(exc.orig, "sqlstate", None) == "23505":
+        return True
+    return "UNIQUE constraint failed" in str(exc.orig)
 
 
 class SqlRegistryStore:
@@ -284,6 +305,8 @@ class SqlRegistryStore:
             with self._writer.begin() as conn:
                 yield SqlTx(conn)
         except IntegrityError as exc:
+            if not _unique_violation(exc):
+                raise  # a bug (not-null, foreign key...), not a race: the adapter logs it as an internal error
             raise DuplicateUniqueIdInRegistry(
                 "a uniqueId or id of this submission was registered concurrently"
             ) from exc
@@ -315,21 +338,45 @@ class SqlRegistryStore:
             return [(r.id, r.added) for r in conn.execute(select(PAT).order_by(PAT.c.added, PAT.c.id))]
 
     def documents(self, repository_unique_id: str, unique_ids: Collection[str]) -> dict[str, StoredDocument]:
-        """The documents of this repository among ``unique_ids`` (read only)."""
+        """The retrievable (held) documents of this repository among ``unique_ids`` (read only)."""
         if not unique_ids:
             return {}
-        stmt = select(RD).where(RD.c.repository_unique_id == repository_unique_id, RD.c.unique_id.in_(list(unique_ids)))
+        stmt = select(RD).where(
+            RD.c.repository_unique_id == repository_unique_id,
+            RD.c.unique_id.in_(list(unique_ids)),
+            RD.c.state == HELD,
+        )
         with self._reader.connect() as conn:
-            return {
-                r.unique_id: StoredDocument(
-                    repository_unique_id=r.repository_unique_id,
-                    unique_id=r.unique_id,
-                    mime_type=r.mime_type,
-                    entry_uuid=r.entry_uuid,
-                    content=DocumentContent(ref="", size=r.size, sha1=r.sha1, sha256=r.sha256),
+            return {r.unique_id: _stored_document(r) for r in conn.execute(stmt)}
+
+    # --- documents forwarded to a remote registry (pending until it accepted) ------------------------------
+
+    def record_pending(self, documents: Sequence[StoredDocument]) -> None:
+        """Record documents as pending, committed before ITI-42 goes to the remote registry."""
+        with self._writer.begin() as conn:
+            SqlTx(conn).record_documents(documents, state=PENDING)
+
+    def settle_pending(self, documents: Sequence[StoredDocument], *, accepted: bool) -> None:
+        """The remote registry accepted (pending -> held) or did not (pending rows deleted)."""
+        if not documents:
+            return
+        with self._writer.begin() as conn:
+            for d in documents:
+                where = (
+                    RD.c.repository_unique_id == d.repository_unique_id,
+                    RD.c.unique_id == d.unique_id,
+                    RD.c.state == PENDING,
                 )
-                for r in conn.execute(stmt)
-            }
+                if accepted:
+                    conn.execute(update(RD).where(*where).values(state=HELD))
+                else:
+                    conn.execute(delete(RD).where(*where))
+
+    def pending_documents(self, *, older_than: str) -> list[StoredDocument]:
+        """Pending documents recorded before ``older_than`` (ISO 8601 UTC), for reconciliation."""
+        stmt = select(RD).where(RD.c.state == PENDING, RD.c.stored_at < older_than).order_by(RD.c.stored_at)
+        with self.engine.connect() as conn:
+            return [_stored_document(r) for r in conn.execute(stmt)]
 
     def recorded_contents(self, sha256s: Collection[str]) -> set[str]:
         """Which of these content addresses some recorded document uses (crash recovery)."""

@@ -34,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from xds.errors import RegistryErrorItem, XDSError, XDSErrors
+from xds.errors import RegistryErrorItem, XDSError
 from xds.registry.transactions import Transaction
 from xds.soap import faults, mtom
 from xds.soap.envelope import CONTENT_TYPE, Envelope, parse_envelope, render_envelope
@@ -112,12 +112,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise _TooLarge
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _items(exc: XDSError) -> tuple[RegistryErrorItem, ...]:
-    if isinstance(exc, XDSErrors):
-        return tuple(e.as_item() for e in exc.errors)
-    return (exc.as_item(),)
 
 
 class SoapActor:
@@ -206,7 +200,7 @@ class SoapActor:
             codes: tuple[str, ...] = ()
             status = "Success"
         except XDSError as exc:
-            items = _items(exc)
+            items = exc.items()
             payload = op.error_body(items)
             codes = tuple(i.error_code for i in items)
             status = "Failure"

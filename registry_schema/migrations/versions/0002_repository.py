@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("mime_type", sa.String(256), nullable=False),
         sa.Column("entry_uuid", sa.String(256), nullable=False),
         sa.Column("stored_at", sa.String(32), nullable=False),
+        sa.Column("state", sa.String(8), nullable=False),
         sa.PrimaryKeyConstraint("repository_unique_id", "unique_id", name="pk_repository_document"),
     )
     op.create_index("ix_repository_document_sha256", "repository_document", ["sha256"])
