@@ -58,7 +58,6 @@ from xds.soap.mtom import PartHeaders
 CHUNK: Final = 1024 * 1024
 """Bytes read from a document file per chunk of an MTOM request."""
 _XML_TYPES: Final = frozenset({"application/soap+xml", "text/xml", "application/xml"})
-_PLAIN_TYPE: Final = "application/octet-stream"
 _EXCERPT: Final = 300
 
 Content = Path | bytes
@@ -224,7 +223,7 @@ class SoapClient:
         refs: list[tuple[str, str]] = []
         for n, (doc_id, content) in enumerate(documents.items(), 1):
             cid = mtom.new_content_id(n)
-            parts.append((cid, chosen.get(doc_id) or _part_type(entries.get(doc_id, "")), content))
+            parts.append((cid, chosen.get(doc_id) or mtom.part_content_type(entries.get(doc_id, "")), content))
             refs.append((doc_id, cid))
         body = xdsb.render_provide_and_register_request(messages.render_submit_objects_request(submission), refs)
         reply = self.call(v.ACTION_PROVIDE_AND_REGISTER, body, documents=parts)
@@ -500,17 +499,6 @@ def _document_file(reply: Reply, part: xdsb.DocumentPart, out: Path, used: set[s
         return copy.path
     used.add(part.cid)
     return path
-
-
-def _part_type(mime_type: str) -> str:
-    """A DocumentEntry's mimeType as a MIME part's Content-Type when it is a valid one, else octet-stream."""
-    if not mime_type or "\r" in mime_type or "\n" in mime_type:
-        return _PLAIN_TYPE
-    try:
-        mtom.parse_media_type(mime_type)
-    except SoapFault:
-        return _PLAIN_TYPE
-    return mime_type.strip()
 
 
 def parse_registry_response(elem: etree._Element, *, http_status: int = 200) -> RegistryResponse:

@@ -37,6 +37,7 @@ from xds.soap.mtom import (
     new_boundary,
     new_content_id,
     parse_media_type,
+    part_content_type,
     part_head,
     render_mtom,
     resolve_include,
@@ -788,3 +789,17 @@ def test_fresh_identifiers() -> None:
     cid = new_content_id(3)
     assert cid.startswith("3.") and cid.endswith("@xds-node") and cid != new_content_id(3)
     assert cid_from_href(cid_href(cid)) == cid
+
+
+@pytest.mark.parametrize(
+    ("mime_type", "expected"),
+    [
+        ("application/pdf", "application/pdf"),
+        (" text/x-cda-r2+xml; charset=UTF-8 ", "text/x-cda-r2+xml; charset=UTF-8"),
+        ("text/plain\r\nX-Injected: 1", "application/octet-stream"),
+        ("not a media type", "application/octet-stream"),
+        ("", "application/octet-stream"),
+    ],
+)
+def test_part_content_type_never_lets_metadata_into_a_header_unchecked(mime_type: str, expected: str) -> None:
+    assert part_content_type(mime_type) == expected

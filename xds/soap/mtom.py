@@ -630,6 +630,18 @@ def _root_type(value: str) -> MediaType:
 # --- building MTOM messages -------------------------------------------------------------------------------
 
 
+def part_content_type(mime_type: str) -> str:
+    """The Content-Type of a document's MIME part: its mimeType when that is a well-formed media type
+    (parameters allowed), else ``application/octet-stream``, so metadata never reaches a header unchecked."""
+    if not mime_type.strip() or "\r" in mime_type or "\n" in mime_type:
+        return "application/octet-stream"
+    try:
+        parse_media_type(mime_type)
+    except SoapFault:
+        return "application/octet-stream"
+    return mime_type.strip()
+
+
 def new_boundary() -> str:
     """A fresh boundary: ``MIMEBoundary_`` and 32 random hex digits (never found in content by chance)."""
     return f"MIMEBoundary_{uuid.uuid4().hex}"
@@ -741,6 +753,7 @@ __all__ = [
     "new_boundary",
     "new_content_id",
     "parse_media_type",
+    "part_content_type",
     "part_head",
     "render_mtom",
     "resolve_include",

@@ -7,9 +7,6 @@ the service owns them: it publishes them when the registry accepted, and deletes
 
 from __future__ import annotations
 
-import re
-from typing import Final
-
 from xds import vocabulary as v
 from xds.ebrim import messages, xdsb
 from xds.errors import RegistryErrorItem
@@ -26,14 +23,6 @@ from xds.soap.faults import SoapFault
 from xds.soap.wsdl import repository_wsdl
 from xds.store.documents import StagedFile
 from xds.web.soap import MtomReply, Operation, OutPart, SoapActor, SoapRequest
-
-_MEDIA_TYPE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$")
-"""A bare ``type/subtype`` (RFC 6838); anything else is sent as application/octet-stream (no header injection)."""
-
-
-def part_media_type(mime_type: str) -> str:
-    """The Content-Type of a document's MIME part: its mimeType when it is a plain media type."""
-    return mime_type if _MEDIA_TYPE.match(mime_type) else "application/octet-stream"
 
 
 def repository_actor(node: Node) -> SoapActor:
@@ -79,7 +68,7 @@ def repository_actor(node: Node) -> SoapActor:
         answer = iti43.retrieve(xdsb.retrieve_request(req.body), retrieve_ctx)
         cids = [mtom.new_content_id(n) for n in range(1, len(answer.documents) + 1)]
         parts = tuple(
-            OutPart(cid, part_media_type(d.mime_type), store.path(d.content.sha256))
+            OutPart(cid, mtom.part_content_type(d.mime_type), store.path(d.content.sha256))
             for cid, d in zip(cids, answer.documents, strict=True)
         )
         return MtomReply(xdsb.retrieve_response_root(answer, cids), parts)
@@ -103,4 +92,4 @@ def repository_actor(node: Node) -> SoapActor:
     )
 
 
-__all__ = ["part_media_type", "repository_actor"]
+__all__ = ["repository_actor"]
