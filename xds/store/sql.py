@@ -8,8 +8,10 @@ two concurrent submissions of one uniqueId wins, and the loser gets XDSDuplicate
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -245,8 +247,9 @@ class SqlTx:
         known = {
             (r.repository_unique_id, r.unique_id)
             for r in self.conn.execute(
-                select(RD.c.repository_unique_id, RD.c.unique_id).where(
-                    RD.c.unique_id.in_([d.unique_id for d in documents])
+                select(RD.c.repository_unique_id, RD.c.unique_id).where(  # the primary key, both columns
+                    RD.c.repository_unique_id.in_({d.repository_unique_id for d in documents}),
+                    RD.c.unique_id.in_([d.unique_id for d in documents]),
                 )
             )
         }
@@ -298,11 +301,21 @@ class SqlRegistryStore:
         self._reader = (
             engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
         )
+        # SQLite has one writer. Threads of this process queue on a lock in order instead of polling the
+        # database lock (SQLite's busy handler sleeps and retries, so an unlucky writer waited seconds).
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._write_lock, self._writer.begin() as conn:
+            yield conn
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
         try:
-            with self._writer.begin() as conn:
+            with self._write() as conn:
                 yield SqlTx(conn)
         except IntegrityError as exc:
             if not _unique_violation(exc):
@@ -321,7 +334,7 @@ class SqlRegistryStore:
 
     def add_patient(self, patient_id: str) -> bool:
         """Feed a patient id; False when it was already known."""
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             if SqlTx(conn).patient_known(patient_id):
                 return False
             conn.execute(insert(PAT).values(id=patient_id, added=datetime.now(UTC).isoformat(timespec="seconds")))
@@ -329,7 +342,7 @@ class SqlRegistryStore:
 
     def remove_patient(self, patient_id: str) -> bool:
         """Forget a fed patient id (documents stay); False when it was not known."""
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             return bool(conn.execute(delete(PAT).where(PAT.c.id == patient_id)).rowcount)
 
     def list_patients(self) -> list[tuple[str, str]]:
@@ -353,14 +366,14 @@ class SqlRegistryStore:
 
     def record_pending(self, documents: Sequence[StoredDocument]) -> None:
         """Record documents as pending, committed before ITI-42 goes to the remote registry."""
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             SqlTx(conn).record_documents(documents, state=PENDING)
 
     def settle_pending(self, documents: Sequence[StoredDocument], *, accepted: bool) -> None:
         """The remote registry accepted (pending -> held) or did not (pending rows deleted)."""
         if not documents:
             return
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             for d in documents:
                 where = (
                     RD.c.repository_unique_id == d.repository_unique_id,
@@ -392,7 +405,7 @@ class SqlRegistryStore:
 
     def setting(self, key: str, default: str) -> str:
         """A node setting, stored with ``default`` on first use (generated identities)."""
-        with self._writer.begin() as conn:
+        with self._write() as conn:
             found = conn.execute(select(NS.c.value).where(NS.c.key == key)).scalar()
             if found is not None:
                 return str(found)

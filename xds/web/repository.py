@@ -7,6 +7,8 @@ the service owns them: it publishes them when the registry accepted, and deletes
 
 from __future__ import annotations
 
+from typing import Final
+
 from xds import vocabulary as v
 from xds.ebrim import messages, xdsb
 from xds.errors import RegistryErrorItem
@@ -22,7 +24,12 @@ from xds.soap import faults, mtom
 from xds.soap.faults import SoapFault
 from xds.soap.wsdl import repository_wsdl
 from xds.store.documents import StagedFile
-from xds.web.soap import MtomReply, Operation, OutPart, SoapActor, SoapRequest
+from xds.web.soap import MtomReply, Operation, OutPart, SoapActor, SoapRequest, close_parts, file_part
+
+READ_AHEAD_DOCUMENT: Final = 2 * 1024 * 1024
+"""Documents up to this size are read in the handler's thread, in one go."""
+READ_AHEAD_BYTES: Final = 8 * 1024 * 1024
+"""At most this much of one answer is held in memory; the rest streams from the files."""
 
 
 def repository_actor(node: Node) -> SoapActor:
@@ -67,11 +74,20 @@ def repository_actor(node: Node) -> SoapActor:
     def retrieve(req: SoapRequest) -> MtomReply:
         answer = iti43.retrieve(xdsb.retrieve_request(req.body), retrieve_ctx)
         cids = [mtom.new_content_id(n) for n in range(1, len(answer.documents) + 1)]
-        parts = tuple(
-            OutPart(cid, mtom.part_content_type(d.mime_type), store.path(d.content.sha256))
-            for cid, d in zip(cids, answer.documents, strict=True)
-        )
-        return MtomReply(xdsb.retrieve_response_root(answer, cids), parts)
+        parts: list[OutPart] = []
+        budget = READ_AHEAD_BYTES  # small documents are read here, large ones streamed from their files
+        try:
+            for cid, d in zip(cids, answer.documents, strict=True):
+                read_below = min(budget, READ_AHEAD_DOCUMENT) + 1
+                part = file_part(
+                    cid, mtom.part_content_type(d.mime_type), store.path(d.content.sha256), read_below=read_below
+                )
+                budget -= part.size if isinstance(part.content, bytes) else 0
+                parts.append(part)
+        except BaseException:
+            close_parts(parts)
+            raise
+        return MtomReply(xdsb.retrieve_response_root(answer, cids), tuple(parts))
 
     def provide_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
         return messages.registry_response(RegistryResponse(status=v.RESPONSE_FAILURE, errors=errors))

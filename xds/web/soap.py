@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -67,11 +67,36 @@ class SoapRequest:
 
 @dataclass(frozen=True, slots=True)
 class OutPart:
-    """A MIME part of an MTOM response, streamed from a file."""
+    """A MIME part of an MTOM response: bytes already read, or a file the handler opened (streamed, then
+    closed by the adapter). Use :func:`file_part` to build one."""
 
     cid: str
     content_type: str
-    path: Path
+    content: bytes | IO[bytes]
+    size: int
+
+
+def file_part(cid: str, content_type: str, path: Path, *, read_below: int = 0) -> OutPart:
+    """A part for the file at ``path``: read now when smaller than ``read_below`` bytes (one thread hop for
+    the whole answer instead of one per chunk), else opened here and streamed later. Call it in the
+    handler's worker thread."""
+    fh = open(path, "rb")  # noqa: SIM115 - closed below, or by the adapter after streaming
+    try:
+        size = os.fstat(fh.fileno()).st_size
+        if size < read_below:
+            with fh:
+                return OutPart(cid, content_type, fh.read(), size)
+    except BaseException:
+        fh.close()
+        raise
+    return OutPart(cid, content_type, fh, size)
+
+
+def close_parts(parts: Iterable[OutPart]) -> None:
+    """Close the files of parts that will not be sent."""
+    for part in parts:
+        if not isinstance(part.content, bytes):
+            part.content.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,36 +274,45 @@ class SoapActor:
 
 
 async def _mtom_response(envelope: bytes, action: str, parts: tuple[OutPart, ...]) -> Response:
-    """An MTOM/XOP response streamed from disk: every file is opened before the status line goes out."""
+    """An MTOM/XOP response, its documents streamed from the files the handler opened (exact sizes, so the
+    Content-Length is known and no read waits for an end of file)."""
     boundary, root_cid = mtom.new_boundary(), mtom.new_content_id("root")
-    files: list[IO[bytes]] = []
-    try:
-        for part in parts:
-            files.append(await anyio.to_thread.run_sync(open, part.path, "rb"))
-    except BaseException:
-        for fh in files:
-            fh.close()
-        raise
-
     head = mtom.root_part(boundary=boundary, root_cid=root_cid, envelope=envelope, action=action)
     heads = [mtom.part_head(boundary=boundary, cid=p.cid, content_type=p.content_type) for p in parts]
     tail = mtom.closing(boundary)
-    length = len(head) + sum(map(len, heads)) + sum(os.fstat(fh.fileno()).st_size for fh in files) + len(tail)
+    length = len(head) + sum(map(len, heads)) + sum(p.size for p in parts) + len(tail)
 
     async def stream() -> AsyncIterator[bytes]:
         try:
             yield head
-            for part_head, fh in zip(heads, files, strict=True):
+            for part_head, part in zip(heads, parts, strict=True):
                 yield part_head
-                while chunk := await anyio.to_thread.run_sync(fh.read, _CHUNK):
+                if isinstance(part.content, bytes):
+                    yield part.content
+                    continue
+                remaining = part.size
+                while remaining > 0:
+                    chunk = await anyio.to_thread.run_sync(part.content.read, min(_CHUNK, remaining))
+                    if not chunk:
+                        raise OSError(f"part {part.cid} ended {remaining} bytes early")
+                    remaining -= len(chunk)
                     yield chunk
             yield tail
         finally:
-            for fh in files:
-                fh.close()
+            close_parts(parts)
 
     media_type = mtom.mtom_content_type(boundary=boundary, root_cid=root_cid, action=action)
     return StreamingResponse(stream(), media_type=media_type, headers={"content-length": str(length)})
 
 
-__all__ = ["ErrorBody", "Handler", "MtomReply", "Operation", "OutPart", "SoapActor", "SoapRequest"]
+__all__ = [
+    "ErrorBody",
+    "Handler",
+    "MtomReply",
+    "Operation",
+    "OutPart",
+    "SoapActor",
+    "SoapRequest",
+    "close_parts",
+    "file_part",
+]
