@@ -6,6 +6,7 @@ carry ``ResponseStatusType:Success`` (the registry answers XDS errors with HTTP 
 
 Request bodies are either a fixed list (one is picked at random per request) or a list of templates in which
 ``@@UID@@`` is replaced per request by a unique decimal string (ITI-42: every submission needs new uniqueIds).
+They are POSTed to the workload's ``path`` (the registry's by default).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -33,6 +35,7 @@ class Workload:
     content_type: str
     bodies: tuple[bytes, ...]
     templated: bool = False
+    path: str = PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +70,14 @@ def have_wrk() -> bool:
 # --------------------------------------------------------------------------------------------------- wrk
 
 
+_LUA_ESCAPE = re.compile(r'[\x00-\x1f\x7f"\\]')
+
+
 def _lua_long_string(data: bytes) -> str:
     text = data.decode("utf-8")
+    if "\r" in text:
+        # a long bracket turns CRLF into LF (MIME bodies need their CRLFs): a quoted string with \ddd escapes
+        return '"' + _LUA_ESCAPE.sub(lambda m: f"\\{ord(m.group()):03d}", text) + '"'
     level = 1
     while f"]{'=' * level}]" in text:
         level += 1
@@ -142,7 +151,7 @@ def write_wrk_script(work: Workload, directory: Path) -> Path:
     script = _WRK_SCRIPT % {
         "bodies": ",\n".join(_lua_long_string(b) for b in work.bodies),
         "templated": "true" if work.templated else "false",
-        "path": PATH,
+        "path": work.path,
         "content_type": json.dumps(work.content_type),
     }
     fd, name = tempfile.mkstemp(prefix="wrk-", suffix=".lua", dir=directory)
@@ -207,9 +216,9 @@ def run_wrk(script: Path, port: int, *, concurrency: int, duration: float) -> Lo
 # ----------------------------------------------------------------------------------------- asyncio fallback
 
 
-def _http_request(port: int, content_type: str, body: bytes) -> bytes:
+def _http_request(port: int, content_type: str, body: bytes, path: str = PATH) -> bytes:
     head = (
-        f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
         f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
     )
     return head.encode("latin-1") + body
@@ -238,7 +247,7 @@ class _Tally:
 async def _worker(port: int, work: Workload, wid: int, deadline: float, tally: _Tally | None) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     rng = random.Random(wid * 7919 + time.time_ns())
-    fixed = [_http_request(port, work.content_type, b) for b in work.bodies] if not work.templated else []
+    fixed = [_http_request(port, work.content_type, b, work.path) for b in work.bodies] if not work.templated else []
     counter = 0
     prefix = _run_prefix()
     try:
@@ -246,7 +255,8 @@ async def _worker(port: int, work: Workload, wid: int, deadline: float, tally: _
             if work.templated:
                 counter += 1
                 uid = f"{prefix}{wid}{counter:09d}".encode()
-                req = _http_request(port, work.content_type, rng.choice(work.bodies).replace(UID_MARK.encode(), uid))
+                body = rng.choice(work.bodies).replace(UID_MARK.encode(), uid)
+                req = _http_request(port, work.content_type, body, work.path)
             else:
                 req = rng.choice(fixed)
             t0 = time.perf_counter()

@@ -24,37 +24,37 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
-import platform
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import create_engine, make_url, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _dataset as ds
 import _profile
+from _harness import (
+    RESULTS,
+    CpuWindow,
+    Server,
+    background_busy,
+    cells,
+    cpu_window,
+    finish,
+    fresh_database,
+    log,
+    print_table,
+    run_setups,
+)
 from _loadgen import UID_MARK, Generator, LoadResult, Workload
 
 from registry_schema import migrate
 from xds.store.sql import SqlRegistryStore, make_engine
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-XDS = Path(sys.executable).with_name("xds")
 PG_BASE = os.environ.get("XDS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 TARGET_RPS = 1000.0
@@ -65,186 +65,7 @@ QUERY_PATIENTS = 400
 """Distinct patients in the ITI-18 request mix."""
 
 
-# ------------------------------------------------------------------------------------------ machine probes
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _loadavg() -> list[float]:
-    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-
-
-def _proc_stat() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    total = sum(fields[:8])
-    return total - idle, total
-
-
-def _pid_cpu(pid: int, tid: int | None = None) -> float:
-    """CPU seconds (user + system) of process ``pid``, or of its thread ``tid``."""
-    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
-    try:
-        parts = Path(path).read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def background_busy(seconds: float = 1.0) -> float:
-    """Machine CPU busy % (of all cores) over ``seconds`` while this benchmark is idle: the other agents' load."""
-    b0, t0 = _proc_stat()
-    time.sleep(seconds)
-    b1, t1 = _proc_stat()
-    return 100.0 * (b1 - b0) / max(1, t1 - t0)
-
-
-@dataclass
-class CpuWindow:
-    """Machine and server CPU use over one measurement."""
-
-    machine_busy_pct: float = 0.0
-    server_cpu_pct: float = 0.0
-    """Of one core (100 = one core fully busy)."""
-    server_loop_thread_cpu_pct: float = 0.0
-    """The server's main thread (the asyncio event loop: HTTP, envelope parsing, response writing)."""
-    loadavg: list[float] = field(default_factory=list)
-
-
-@contextmanager
-def cpu_window(server_pid: int) -> Iterator[CpuWindow]:
-    w = CpuWindow()
-    b0, t0 = _proc_stat()
-    s0, m0, wall0 = _pid_cpu(server_pid), _pid_cpu(server_pid, server_pid), time.perf_counter()
-    yield w
-    b1, t1 = _proc_stat()
-    s1, m1, wall1 = _pid_cpu(server_pid), _pid_cpu(server_pid, server_pid), time.perf_counter()
-    w.machine_busy_pct = round(100.0 * (b1 - b0) / max(1, t1 - t0), 1)
-    w.server_cpu_pct = round(100.0 * (s1 - s0) / max(1e-9, wall1 - wall0), 1)
-    w.server_loop_thread_cpu_pct = round(100.0 * (m1 - m0) / max(1e-9, wall1 - wall0), 1)
-    w.loadavg = _loadavg()
-
-
-def machine_info(generator: str) -> dict[str, Any]:
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": _cpu_model(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "generator": generator,
-        "loadavg_start": _loadavg(),
-    }
-
-
-# ------------------------------------------------------------------------------------------------ databases
-
-
-@contextmanager
-def fresh_database(backend: str, workdir: Path) -> Iterator[str]:
-    """A URL of a database of this run's own; the PostgreSQL schema is dropped afterwards, also on failure."""
-    if backend == "sqlite":
-        yield f"sqlite:///{workdir / 'registry.sqlite3'}"
-        return
-    schema = f"xds_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_BASE)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(PG_BASE).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
-
-
-# ---------------------------------------------------------------------------------------------------- server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``xds serve`` as a subprocess on a free port, logs to a file."""
-
-    def __init__(self, url: str, workdir: Path, workers: int = 1) -> None:
-        self.port = free_port()
-        self.log_path = workdir / "server.log"
-        config = workdir / "node.toml"
-        config.write_text(
-            "[node]\n"
-            f'data_dir = "{workdir / "var"}"\n'
-            'home_community_id = "urn:oid:1.3.6.1.4.1.21367.2017.2.6.99"\n'
-            'repository_unique_id = "1.3.6.1.4.1.21367.2017.2.3.99"\n'
-        )
-        env = {**os.environ, "XDS_DATABASE_URL": url}
-        env.pop("XDS_CONFIG", None)
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                str(XDS),
-                "serve",
-                "--config",
-                str(config),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(workers),
-            ],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"xds serve exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return
-                conn.close()
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"xds serve not healthy after {timeout} s:\n{self.log_tail()}")
-
-    def log_tail(self, n: int = 4000) -> str:
-        self._log.flush()
-        return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
+# ------------------------------------------------------------------------------------------------ sanity
 
 
 def post(port: int, body: bytes, content_type: str) -> tuple[int, bytes]:
@@ -287,36 +108,11 @@ class Row:
     met: bool | None = None
 
 
-def _fmt(value: float) -> str:
-    if float(value).is_integer() and abs(value) < 1e6:
-        return f"{int(value):,}"
-    if value >= 100:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def print_table(rows: list[Row]) -> None:
-    header = ("backend", "size", "metric", "value", "target", "met?")
-    lines = [
-        (
-            r.backend,
-            f"{r.size:,}",
-            r.metric,
-            f"{_fmt(r.value)} {r.unit}".strip(),
-            r.target,
-            "" if r.met is None else ("yes" if r.met else "NO"),
-        )
-        for r in rows
-    ]
-    widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
-    print()
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print("  ".join("-" * w for w in widths))
-    for line in lines:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)))
-    print()
+def print_rows(rows: list[Row]) -> None:
+    print_table(
+        ("backend", "size", "metric", "value", "target", "met?"),
+        [(r.backend, f"{r.size:,}", r.metric, *cells(r.value, r.unit, r.target, r.met)) for r in rows],
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- stages
@@ -340,10 +136,6 @@ class Options:
     stamp: str = ""
 
 
-def log(msg: str) -> None:
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 def measure(
     gen: Generator, server: Server, work: Workload, *, concurrency: int, duration: float, warmup: float
 ) -> tuple[LoadResult, CpuWindow, float]:
@@ -360,25 +152,16 @@ def ratio_row(backend: str, size: int, metric: str, value: float) -> Row:
 
 def profile_server(gen: Generator, server: Server, work: Workload, opts: Options, label: str) -> dict[str, Any]:
     """An extra ITI-18 run at the same concurrency while py-spy samples the server (not one of the measurements)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
     raw = RESULTS / f"registry-{opts.stamp}-{label}.pyspy.txt"
-    log(f"{label}: profiling the server with py-spy for {opts.duration:.0f} s -> {raw.name}")
-    spy = _profile.start(server.pid, opts.duration + 1, raw)
-    time.sleep(0.5)
-    result = gen.run(server.port, work, concurrency=opts.concurrency, duration=opts.duration, warmup=0)
-    _, err = spy.communicate(timeout=opts.duration + 60)
-    if spy.returncode != 0 or not raw.exists():
-        return {"error": err.decode("utf-8", "replace")[-1000:]}
-    summary = _profile.summarize(raw)
-    for name, pct in summary["buckets_pct"].items():  # type: ignore[attr-defined]
-        log(f"{label}:   {pct:5.1f}%  {name}")
-    return {"raw": raw.name, "rps_while_profiled": result.rps, **summary}
+    return _profile.profile_run(
+        gen, server.pid, server.port, work, concurrency=opts.concurrency, duration=opts.duration, raw=raw, label=label
+    )
 
 
 def run_backend(backend: str, opts: Options, gen: Generator, workdir: Path) -> tuple[list[Row], dict[str, Any]]:
     rows: list[Row] = []
     detail: dict[str, Any] = {"backend": backend, "sizes": {}}
-    with fresh_database(backend, workdir) as url:
+    with fresh_database(PG_BASE if backend == "postgresql" else "", workdir) as url:
         engine = make_engine(url)
         migrate.upgrade(engine)
         store = SqlRegistryStore(engine)
@@ -633,61 +416,26 @@ def parse_args(argv: list[str] | None = None) -> Options:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    started = datetime.now(UTC)
-    if opts.profile and _profile.py_spy() is None:
-        print("--profile needs py-spy (pip install py-spy)", file=sys.stderr)
+    if opts.profile and not _profile.available():
         return 2
-    workroot = Path(tempfile.mkdtemp(prefix="xds-bench-"))
-    gen = Generator(opts.generator, workroot)
-    info = machine_info(gen.name)
-    log(f"generator {gen.name}; {info['nproc']} CPUs ({info['cpu_model']}); load average {info['loadavg_start']}")
-    rows: list[Row] = []
-    details: list[dict[str, Any]] = []
-    failed: list[str] = []
-    try:
-        for backend in opts.backends:
-            workdir = workroot / backend
-            workdir.mkdir()
-            try:
-                r, d = run_backend(backend, opts, gen, workdir)
-            except Exception as exc:  # report the other backend all the same
-                log(f"{backend}: FAILED: {type(exc).__name__}: {exc}")
-                failed.append(f"{backend}: {type(exc).__name__}: {exc}")
-                continue
-            rows += r
-            details.append(d)
-    finally:
-        if not opts.keep:
-            shutil.rmtree(workroot, ignore_errors=True)
-    info["loadavg_end"] = _loadavg()
+    setups = [(backend, backend, partial(run_backend, backend, opts)) for backend in opts.backends]
+    run = run_setups("xds-bench-", opts.generator, setups, keep=opts.keep)
     if opts.repeat > 1:
         print(f"\nITI-18 and floor rows: best of {opts.repeat} rounds (all rounds are in the JSON)")
-    print_table(rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"registry-{opts.stamp}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "started": started.isoformat(timespec="seconds"),
-                "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-                "options": asdict(opts),
-                "machine": info,
-                "targets": {
-                    "iti18_rps": TARGET_RPS,
-                    "iti18_p99_ms": TARGET_P99_MS,
-                    "ratio_to_floor": TARGET_RATIO,
-                    "p50_growth": TARGET_GROWTH,
-                    "applies_to": "PostgreSQL at 100k entries (shown for every row)",
-                },
-                "rows": [asdict(r) for r in rows],
-                "backends": details,
-                "failed": failed,
-            },
-            indent=2,
-        )
+    print_rows(run.rows)
+    return finish(
+        run,
+        f"registry-{opts.stamp}",
+        options=asdict(opts),
+        targets={
+            "iti18_rps": TARGET_RPS,
+            "iti18_p99_ms": TARGET_P99_MS,
+            "ratio_to_floor": TARGET_RATIO,
+            "p50_growth": TARGET_GROWTH,
+            "applies_to": "PostgreSQL at 100k entries (shown for every row)",
+        },
+        details_key="backends",
     )
-    log(f"load average at end {info['loadavg_end']}; results in {out}" + (f"; kept {workroot}" if opts.keep else ""))
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

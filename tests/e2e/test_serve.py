@@ -4,11 +4,6 @@ SOAP client (zeep) that reads our WSDL and runs FindDocuments."""
 from __future__ import annotations
 
 import copy
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +12,8 @@ import pytest
 from lxml import etree
 
 from registry_schema import migrate
-from tests.conftest import backends, pg_drop_schema, pg_schema_url
+from tests.conftest import backends
+from tests.e2e._node import NodeFiles, clean_env, new_node, serving, xds
 from tests.xsd import assert_valid
 from xds import samples
 from xds import vocabulary as v
@@ -32,65 +28,16 @@ pytestmark = pytest.mark.e2e
 PATIENT = samples.patient("e2e-1")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _xds(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "xds", *args], env=env, capture_output=True, text=True, timeout=60)
-
-
-class Server:
-    def __init__(self, url: str, config: Path, env: dict[str, str]) -> None:
-        self.url, self.config, self.env = url, config, env
+# the node and the CLI under the names test_repository_e2e imports (with the fixture)
+Server = NodeFiles
+_xds = xds
 
 
 @pytest.fixture(params=backends())
 def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    port = _free_port()
-    db_line, schema, base = "", "", ""
-    if request.param == "postgresql":
-        base = os.environ["XDS_TEST_DATABASE_URL"]
-        url, schema = pg_schema_url(base)
-        db_line = f'database_url = "{url}"'
-    config = tmp_path / "node.toml"
-    config.write_text(f'[node]\nport = {port}\ndata_dir = "{tmp_path / "var"}"\n{db_line}\n')
-    env = {k: val for k, val in os.environ.items() if not k.startswith("XDS_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xds", "serve", "--config", str(config)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"xds serve did not start: {proc.communicate()[1][-2000:]}")
-            time.sleep(0.1)
-        yield Server(base_url, config, env)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
-        if proc.stderr:
-            proc.stderr.close()
-        if schema:
-            pg_drop_schema(base, schema)
+    """``xds serve`` on a node of its own (each configured backend) until the test ends."""
+    with new_node(tmp_path, request.param) as files, serving(files):
+        yield files
 
 
 def _post(server: Server, action: str, body: bytes) -> etree._Element:
@@ -156,7 +103,7 @@ def test_zeep_reads_our_wsdl_and_runs_find_documents(server: Server) -> None:
 
 
 def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
-    env = {k: val for k, val in os.environ.items() if not k.startswith("XDS_")}
+    env = clean_env()
     env["XDS_DATA_DIR"] = str(tmp_path / "var")
     first = _xds("db", "upgrade", env=env)
     head = migrate.head_revision()
