@@ -9,6 +9,8 @@ two concurrent submissions of one uniqueId wins, and the loser gets XDSDuplicate
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -283,6 +285,35 @@ def _stored_document(r: Any) -> StoredDocument:
     )
 
 
+class _WriterQueue:
+    """Mutual exclusion of SQLite writers: a thread lock, then (for a database file) an flock shared by all
+    processes that open it. The kernel releases the flock when a process dies, so a crash never wedges it."""
+
+    def __init__(self, lock_path: str | None) -> None:
+        self._threads = threading.Lock()
+        self._path = lock_path
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            if self._path is not None:
+                if self._fd is None or self._pid != os.getpid():
+                    self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
 def _unique_violation(exc: IntegrityError) -> bool:
     """True for a unique/primary-key violation (SQLSTATE 23505; SQLite's "UNIQUE constraint failed")."""
     if getattr(exc.orig, "sqlstate", None) == "23505":
@@ -301,11 +332,13 @@ class SqlRegistryStore:
         self._reader = (
             engine if engine.dialect.name == "sqlite" else engine.execution_options(isolation_level="AUTOCOMMIT")
         )
-        # SQLite has one writer. Threads of this process queue on a lock in order instead of polling the
-        # database lock (SQLite's busy handler sleeps and retries, so an unlucky writer waited seconds).
-        self._write_lock: AbstractContextManager[object] = (
-            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
-        )
+        # SQLite has one writer. Writers queue on a lock instead of polling the database lock (SQLite's busy
+        # handler sleeps and retries, so an unlucky writer waited seconds): a thread lock within the process,
+        # and an flock on a file beside the database between the worker processes of a node.
+        self._write_lock: AbstractContextManager[object] = contextlib.nullcontext()
+        if engine.dialect.name == "sqlite":
+            database = engine.url.database
+            self._write_lock = _WriterQueue(f"{database}.writer" if database and database != ":memory:" else None)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
