@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -11,12 +13,26 @@ from starlette.routing import Route
 from xds.node import Node
 from xds.web.registry import registry_actor
 from xds.web.repository import repository_actor
+from xds.web.soap import SoapActor
+
+ACTOR_ENTRY_POINTS = "xds.actors"
+"""Entry-point group of packages that add actors (``xca``: the gateways); each entry is ``(node) -> [(path,
+actor)]``. ``xds`` never imports ``xca`` (ARCHITECTURE.md §2); this is how its actors are mounted."""
+
+
+def plugin_actors(node: Node) -> list[tuple[str, SoapActor]]:
+    """The actors installed packages add to this node."""
+    found: list[tuple[str, SoapActor]] = []
+    for entry in sorted(entry_points(group=ACTOR_ENTRY_POINTS), key=lambda e: e.name):
+        found += entry.load()(node)
+    return found
 
 
 def create_app(node: Node) -> Starlette:
     """The ASGI application of ``node``."""
     registry = registry_actor(node)
     repository = repository_actor(node)
+    extra = [Route(path, actor.handle, methods=["GET", "POST"]) for path, actor in plugin_actors(node)]
 
     async def health(_request: Request) -> JSONResponse:
         report = await run_in_threadpool(node.health)
@@ -26,6 +42,7 @@ def create_app(node: Node) -> Starlette:
         routes=[
             Route("/xds/registry", registry.handle, methods=["GET", "POST"]),
             Route("/xds/repository", repository.handle, methods=["GET", "POST"]),
+            *extra,
             Route("/health", health, methods=["GET"]),
         ]
     )
@@ -43,4 +60,4 @@ def app_from_environment() -> Starlette:
     return create_app(Node.open(settings, upgrade=False))
 
 
-__all__ = ["app_from_environment", "create_app"]
+__all__ = ["ACTOR_ENTRY_POINTS", "app_from_environment", "create_app", "plugin_actors"]

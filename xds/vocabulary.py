@@ -136,3 +136,7 @@ ACTION_PROVIDE_AND_REGISTER: Final = "urn:ihe:iti:2007:ProvideAndRegisterDocumen
 ACTION_PROVIDE_AND_REGISTER_RESPONSE: Final = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-bResponse"
 ACTION_RETRIEVE: Final = "urn:ihe:iti:2007:RetrieveDocumentSet"
 ACTION_RETRIEVE_RESPONSE: Final = "urn:ihe:iti:2007:RetrieveDocumentSetResponse"
+ACTION_CROSS_GATEWAY_QUERY: Final = "urn:ihe:iti:2007:CrossGatewayQuery"
+ACTION_CROSS_GATEWAY_QUERY_RESPONSE: Final = "urn:ihe:iti:2007:CrossGatewayQueryResponse"
+ACTION_CROSS_GATEWAY_RETRIEVE: Final = "urn:ihe:iti:2007:CrossGatewayRetrieve"
+ACTION_CROSS_GATEWAY_RETRIEVE_RESPONSE: Final = "urn:ihe:iti:2007:CrossGatewayRetrieveResponse"

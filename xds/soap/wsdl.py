@@ -26,15 +26,15 @@ _ADDRESS_SLOT: Final = b'"{{ADDRESS}}"'
 
 
 @cache
-def _template(name: str) -> bytes:
-    return resources.files("xds.soap").joinpath("wsdl", name).read_bytes()
+def _template(package: str, name: str) -> bytes:
+    return resources.files(package).joinpath("wsdl", name).read_bytes()
 
 
-def _render(name: str, address: str) -> bytes:
-    """Fill the quoted service-address slot of WSDL template ``name`` with ``address`` (attribute-escaped)."""
+def render_wsdl(name: str, address: str, *, package: str = "xds.soap") -> bytes:
+    """Fill the quoted service-address slot of the WSDL template ``<package>/wsdl/<name>`` with ``address``."""
     if not address:
         raise ValueError("a WSDL needs the service address")
-    return _template(name).replace(_ADDRESS_SLOT, quoteattr(address).encode())
+    return _template(package, name).replace(_ADDRESS_SLOT, quoteattr(address).encode())
 
 
 def registry_wsdl(address: str) -> bytes:
@@ -48,7 +48,7 @@ def registry_wsdl(address: str) -> bytes:
     ----------
     ITI TF-2 §3.18.5, §3.42.5 and Appendix V.4.
     """
-    return _render("DocumentRegistry.wsdl", address)
+    return render_wsdl("DocumentRegistry.wsdl", address)
 
 
 def repository_wsdl(address: str) -> bytes:
@@ -63,7 +63,7 @@ def repository_wsdl(address: str) -> bytes:
     ----------
     ITI TF-2 §3.41.5, §3.43.5 and Appendix V.4.
     """
-    return _render("DocumentRepository.wsdl", address)
+    return render_wsdl("DocumentRepository.wsdl", address)
 
 
-__all__ = ["registry_wsdl", "repository_wsdl"]
+__all__ = ["registry_wsdl", "render_wsdl", "repository_wsdl"]

@@ -23,13 +23,33 @@ from xds.repository import iti41, iti43
 from xds.soap import faults, mtom
 from xds.soap.faults import SoapFault
 from xds.soap.wsdl import repository_wsdl
-from xds.store.documents import StagedFile
+from xds.store.documents import FileDocumentStore, StagedFile
 from xds.web.soap import MtomReply, Operation, OutPart, SoapActor, SoapRequest, close_parts, file_part
 
 READ_AHEAD_DOCUMENT: Final = 2 * 1024 * 1024
 """Documents up to this size are read in the handler's thread, in one go."""
 READ_AHEAD_BYTES: Final = 8 * 1024 * 1024
 """At most this much of one answer is held in memory; the rest streams from the files."""
+
+
+def retrieve_parts(answer: RetrieveResponse, store: FileDocumentStore) -> MtomReply:
+    """A retrieve answer (ITI-43, ITI-39) as MTOM: small documents read now, large ones streamed from disk.
+
+    Runs in the handler's worker thread.
+    """
+    cids = [mtom.new_content_id(n) for n in range(1, len(answer.documents) + 1)]
+    parts: list[OutPart] = []
+    budget = READ_AHEAD_BYTES
+    try:
+        for cid, d in zip(cids, answer.documents, strict=True):
+            content_type, path = mtom.part_content_type(d.mime_type), store.path(d.content.sha256)
+            part = file_part(cid, content_type, path, read_below=min(budget, READ_AHEAD_DOCUMENT) + 1)
+            budget -= part.size if isinstance(part.content, bytes) else 0
+            parts.append(part)
+    except BaseException:
+        close_parts(parts)
+        raise
+    return MtomReply(xdsb.retrieve_response_root(answer, cids), tuple(parts))
 
 
 def repository_actor(node: Node) -> SoapActor:
@@ -72,22 +92,7 @@ def repository_actor(node: Node) -> SoapActor:
         return messages.registry_response(iti41.provide_and_register(request, provide_ctx))
 
     def retrieve(req: SoapRequest) -> MtomReply:
-        answer = iti43.retrieve(xdsb.retrieve_request(req.body), retrieve_ctx)
-        cids = [mtom.new_content_id(n) for n in range(1, len(answer.documents) + 1)]
-        parts: list[OutPart] = []
-        budget = READ_AHEAD_BYTES  # small documents are read here, large ones streamed from their files
-        try:
-            for cid, d in zip(cids, answer.documents, strict=True):
-                read_below = min(budget, READ_AHEAD_DOCUMENT) + 1
-                part = file_part(
-                    cid, mtom.part_content_type(d.mime_type), store.path(d.content.sha256), read_below=read_below
-                )
-                budget -= part.size if isinstance(part.content, bytes) else 0
-                parts.append(part)
-        except BaseException:
-            close_parts(parts)
-            raise
-        return MtomReply(xdsb.retrieve_response_root(answer, cids), tuple(parts))
+        return retrieve_parts(iti43.retrieve(xdsb.retrieve_request(req.body), retrieve_ctx), store)
 
     def provide_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
         return messages.registry_response(RegistryResponse(status=v.RESPONSE_FAILURE, errors=errors))
@@ -108,4 +113,4 @@ def repository_actor(node: Node) -> SoapActor:
     )
 
 
-__all__ = ["repository_actor"]
+__all__ = ["repository_actor", "retrieve_parts"]
