@@ -10,8 +10,14 @@ parts (``xdsb:Document`` holds an ``xop:Include``; with ``AssignUuids`` its id i
 UUID, as in NIST's ``ProvideAndRegisterTransaction``) and it goes as ITI-41 to the repository, validated
 in XOP-decoded form. A Retrieve step is filled in (``$repuid$``/``$repositoryuid$`` default to the node's
 repositoryUniqueId, README §2.4) and goes as ITI-43; its answer's documents are kept for
-:mod:`tests.conformance.retrieval`. Like NIST's ReportManager, a submission reports ``<id>_uid`` and
-``<id>_uuid`` for every uniqueId and UUID it assigned (``UseReport reportName="Document01_uid"``).
+:mod:`tests.conformance.retrieval`. The XCA steps go to the node's Responding Gateway (``/xca/responding``):
+an ``XCQTransaction`` is a query sent as ITI-38 Cross Gateway Query, an ``XCRTransaction`` a retrieve sent as
+ITI-39 Cross Gateway Retrieve (MTOM, like ITI-43); ``$home$`` defaults to the node's homeCommunityId, which
+is also what NIST's ``$testdata_home$`` report of a test-data section (12318/init) stands for, and every
+object of their answers must carry it (:mod:`tests.conformance.community`). ``<Assert>`` XPaths are
+evaluated on the answer placed as the NIST log holds it (``TestStep/XCQTransaction[@step]/Result/...``).
+Like NIST's ReportManager, a submission reports ``<id>_uid`` and ``<id>_uuid`` for every uniqueId and UUID
+it assigned (``UseReport reportName="Document01_uid"``).
 
 Patients: ``main`` is every test's session patient (NIST 15817/15818 ``pif``), ``alt`` a second fed patient
 (NIST 15817b, ``$altpatientid$``) and ``second`` a third one for a test that must load data for another
@@ -21,6 +27,7 @@ fresh fed id.
 
 from __future__ import annotations
 
+import copy
 import mimetypes
 import re
 import uuid
@@ -35,7 +42,7 @@ from tests.conformance import substitute as sub
 from tests.conformance.retrieval import Document, Retrieval
 from tests.conformance.testplan import Step, UseReport, load_section
 from tests.conformance.verdict import Expectation, Result, problems
-from tests.support import REPOSITORY, Answer, post, xop_decoded
+from tests.support import REGISTRY, REPOSITORY, Answer, post, xop_decoded
 from tests.xsd import assert_valid
 from xds import vocabulary as v
 from xds.ebrim import xdsb
@@ -49,15 +56,29 @@ _SESSION_FEEDS: Final = frozenset({"15817", "15818", "15823"})
 """Patient Identity Feed tests whose ``$patientid$`` report is the session patient (15823: the RG's feed)."""
 _ALT_FEED: Final = "15817b"
 _NIST_LOG_PATH: Final = re.compile(r"//TestStep\[@id='[^']*'\]")
-"""Asserts written against the NIST log (``//TestStep[@id='x']//...``) are applied to the answer itself."""
+"""Asserts written against the NIST log (``//TestStep[@id='x']//...``) are applied to the answer's own log entry."""
+RESPONDING_GATEWAY: Final = "/xca/responding"
 _ACTIONS: Final = {
     "RegisterTransaction": v.ACTION_REGISTER,
     "StoredQueryTransaction": v.ACTION_STORED_QUERY,
     "ProvideAndRegisterTransaction": v.ACTION_PROVIDE_AND_REGISTER,
     "RetrieveTransaction": v.ACTION_RETRIEVE,
+    "XCQTransaction": v.ACTION_CROSS_GATEWAY_QUERY,
+    "XCRTransaction": v.ACTION_CROSS_GATEWAY_RETRIEVE,
 }
+_PATHS: Final = {
+    "ProvideAndRegisterTransaction": REPOSITORY,
+    "RetrieveTransaction": REPOSITORY,
+    "XCQTransaction": RESPONDING_GATEWAY,
+    "XCRTransaction": RESPONDING_GATEWAY,
+}
+"""Where each transaction goes (the registry otherwise)."""
 _SUBMISSIONS: Final = frozenset({"RegisterTransaction", "ProvideAndRegisterTransaction"})
+_RETRIEVES: Final = frozenset({"RetrieveTransaction", "XCRTransaction"})
+_GATEWAY: Final = frozenset({"XCQTransaction", "XCRTransaction"})
 _REPOSITORY_UID_SYMBOLS: Final = ("$repuid$", "$repositoryuid$")
+_HOME_SYMBOL: Final = "$home$"
+_TESTDATA_HOME: Final = "$testdata_home$"
 
 
 class HarnessError(Exception):
@@ -144,16 +165,22 @@ class Engine:
         return result
 
     def _assertions(self, step: Step, result: Result) -> None:
-        """``<Assert>`` XPaths on this answer, or the previous one for a NullTransaction."""
+        """``<Assert>`` XPaths on this answer, or the previous one for a NullTransaction, with the step's
+        placeholders filled in (``= '$home$'``)."""
         if not step.assertions:
             return
-        bodies = [r.body for r in (*self.log, result) if r.body is not None]
-        if not bodies:
+        answered = [r for r in (*self.log, result) if r.body is not None]
+        if not answered:
             raise HarnessError(f"{step.label}: assertions but no answer to check them against")
+        log = _log_entry(answered[-1])
+        values = self._values(step) if any("$" in xpath for _, xpath in step.assertions) else {}
         for name, xpath in step.assertions:
-            expr = _NIST_LOG_PATH.sub("", xpath)
+            expr = sub.PLACEHOLDER.sub(lambda m: values.get(m.group(0), m.group(0)), _NIST_LOG_PATH.sub("", xpath))
+            left = sub.PLACEHOLDER.findall(expr)
+            if left:
+                raise HarnessError(f"{step.label}: assertion {name}: placeholders without a value: {sorted(left)}")
             try:
-                ok = bool(bodies[-1].xpath(expr))
+                ok = bool(log.xpath(expr))
             except etree.XPathError as exc:
                 raise HarnessError(f"{step.label}: assertion {name}: {exc}") from None
             if not ok:
@@ -174,11 +201,18 @@ class Engine:
         if step.transaction == "ProvideAndRegisterTransaction":
             return self._provide(step, root)
         assert_valid(root, what=f"request of {step.label}")
-        if step.transaction == "RetrieveTransaction":
+        if step.transaction in _RETRIEVES:
             return self._retrieve(step, root, values)
-        answer = post(self.client, _ACTIONS[step.transaction], etree.tostring(root))
+        path = _PATHS.get(step.transaction, REGISTRY)
+        answer = post(self.client, _ACTIONS[step.transaction], etree.tostring(root), path)
         self._record_reports(step, answer.body, "Result")
-        return Result.of_answer(step, answer.body, root)
+        return self._gateway(step, Result.of_answer(step, answer.body, root))
+
+    def _gateway(self, step: Step, result: Result) -> Result:
+        """An XCA answer must carry this community's homeCommunityId on what it returns."""
+        if step.transaction in _GATEWAY:
+            result.home = self.node.home_community_id
+        return result
 
     def _provide(self, step: Step, submit: etree._Element) -> Result:
         """ITI-41: the metadata and each ``<Document>`` file as an MTOM part."""
@@ -207,10 +241,11 @@ class Engine:
         return result
 
     def _retrieve(self, step: Step, request: etree._Element, values: dict[str, str]) -> Result:
-        """ITI-43 (as MTOM, as the NIST engine sends it); the answer's documents go to the result."""
-        answer = post(self.client, v.ACTION_RETRIEVE, etree.tostring(request), REPOSITORY, parts=[])
+        """ITI-43 or ITI-39 (as MTOM, as the NIST engine sends it); the answer's documents go to the result."""
+        action, path = _ACTIONS[step.transaction], _PATHS[step.transaction]
+        answer = post(self.client, action, etree.tostring(request), path, parts=[])
         self._record_reports(step, answer.body, "Result")
-        result = Result.of_answer(step, answer.body, request)
+        result = self._gateway(step, Result.of_answer(step, answer.body, request))
         if answer.body.tag == xdsb.RETRIEVE_RESPONSE:
             result.retrieval = Retrieval(
                 requested=[
@@ -272,10 +307,12 @@ class Engine:
             values[u.symbol] = found
         for r in step.use_reports:
             values[r.symbol] = self._report(step, r)
-        if step.transaction == "RetrieveTransaction":
+        if step.transaction in _RETRIEVES:
             values |= dict.fromkeys(step.repository_symbols, self.node.repository_unique_id)
             for symbol in _REPOSITORY_UID_SYMBOLS:
                 values.setdefault(symbol, self.node.repository_unique_id)
+        if step.transaction in _GATEWAY:
+            values.setdefault(_HOME_SYMBOL, self.node.home_community_id)
         return values
 
     def _report(self, step: Step, r: UseReport) -> str:
@@ -283,6 +320,8 @@ class Engine:
             return self.current[step.test]
         if r.test == _ALT_FEED and r.report == "$patientid$":
             return self.patients["alt"]
+        if r.report == _TESTDATA_HOME:
+            return self.node.home_community_id  # the test data went into this community (12318/init)
         value = self.reports.get((r.test, r.section, r.step), {}).get(r.report)
         if value is None:
             raise HarnessError(f"{step.label}: no report {r.report!r} from {r.test}/{r.section}#{r.step}")
@@ -295,7 +334,8 @@ def _text(parent: etree._Element, local: str) -> str:
 
 
 def _returned(answer: Answer) -> list[Document]:
-    """The DocumentResponses of an ITI-43 answer, each with the bytes of its MTOM part (or inline base64)."""
+    """The DocumentResponses of an ITI-43/ITI-39 answer, each with the bytes of its MTOM part (or inline
+    base64)."""
     _, _, documents = xdsb.retrieve_response(answer.body)
     out = []
     for ids, mime_type, part in documents:
@@ -304,4 +344,15 @@ def _returned(answer: Answer) -> list[Document]:
     return out
 
 
-__all__ = ["Engine", "HarnessError", "new_patient_id"]
+def _log_entry(result: Result) -> etree._Element:
+    """The answer as the NIST log holds it: ``TestStep[@id]/<Transaction step=..>/Result/<answer>``, so asserts
+    such as ``//XCQTransaction[@step="finddocs"]/Result/*[local-name()='AdhocQueryResponse']`` or
+    ``//Result[1]/*[...]`` apply."""
+    entry = etree.Element("TestStep", id=result.step.id)
+    tx = etree.SubElement(entry, result.step.transaction or "NullTransaction", step=result.step.id)
+    assert result.body is not None
+    etree.SubElement(tx, "Result").append(copy.deepcopy(result.body))
+    return entry
+
+
+__all__ = ["RESPONDING_GATEWAY", "Engine", "HarnessError", "new_patient_id"]

@@ -29,6 +29,7 @@ def expectation(row: Row, base: Expectation) -> Expectation:
         codes=tuple(dict.fromkeys((*codes, *row.tf_codes))),
         messages=base.messages if row.codes is None else (),
         references=base.references if row.references is None else row.references,
+        mime_type=base.mime_type if row.mime_type is None else row.mime_type,
     )
 
 

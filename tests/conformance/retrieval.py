@@ -1,5 +1,5 @@
-"""What a Retrieve step (ITI-43) asked for and got back, checked as the NIST engine's ``RetrieveB`` does and
-against what the harness itself submitted.
+"""What a Retrieve step (ITI-43, or ITI-39 to a Responding Gateway) asked for and got back, checked as the
+NIST engine's ``RetrieveB`` does and against what the harness itself submitted.
 
 Theory of operation: the engine records, for one RetrieveDocumentSetRequest, the (repositoryUniqueId,
 documentUniqueId) of every DocumentRequest, every returned DocumentResponse with its bytes (resolved from
@@ -46,7 +46,7 @@ class Document:
 
 @dataclass(slots=True)
 class Retrieval:
-    """One ITI-43 exchange and what the run knows about the documents it names."""
+    """One ITI-43 or ITI-39 exchange and what the run knows about the documents it names."""
 
     requested: list[tuple[str, str]]
     returned: list[Document]

@@ -5,7 +5,8 @@ Each row names the NIST step it checks (``test/section#step``) and the sections 
 run as well. Expectations come from the testplan; a row may override them (``status``/``codes``) only for a
 documented reason (``note``, which also carries caveats), and may add error codes the ITI TF implies where
 the testplan states only a status (``tf_codes``, README "(TF: X)"); a Retrieve row may replace the
-testplan's ``<ReferenceDocument>`` list (``references``), again with a ``note``. ``then`` names the NIST evaluation
+testplan's ``<ReferenceDocument>`` list (``references``) and its ``<ExpectedMimeType>`` (``mime_type``; ""
+drops it), again with a ``note``. ``then`` names the NIST evaluation
 sections a row's Table A note refers to ("original must become Deprecated", "replacement must join the
 Folder", "nothing stored"); they run after the target step passed, each step against its own testplan.
 """
@@ -34,6 +35,7 @@ class Row:
     codes: tuple[str, ...] | None = None
     tf_codes: tuple[str, ...] = ()
     references: tuple[tuple[str, str], ...] | None = None
+    mime_type: str | None = None
     note: str = ""
     xfail: str = ""
 

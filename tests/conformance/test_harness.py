@@ -1,5 +1,5 @@
 """Self-tests of the NIST replay harness: testplan reading, ebRS 2.1 conversion, substitutions, contents,
-retrieve checks."""
+retrieve checks, NIST-log asserts and the homeCommunityId checks of XCA answers."""
 
 from __future__ import annotations
 
@@ -8,17 +8,22 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from starlette.testclient import TestClient
 
-from tests.conformance import contents, ebrs21, retrieval
+from tests.conformance import community, contents, ebrs21, retrieval
 from tests.conformance import substitute as sub
 from tests.conformance.corpus import nist_tests_dir
+from tests.conformance.engine import Engine
 from tests.conformance.retrieval import Document, Retrieval
 from tests.conformance.rows import ROWS
+from tests.conformance.rows_gateway import ROWS as GATEWAY_ROWS
 from tests.conformance.rows_repository import ROWS as REPOSITORY_ROWS
 from tests.conformance.testplan import load_section, sections
+from tests.conformance.verdict import Expectation, Result, problems
 from tests.xsd import assert_valid
 from xds import vocabulary as v
-from xds.namespaces import RIM
+from xds.namespaces import QUERY, RIM, RS, XDSB
+from xds.node import Node
 
 pytestmark = pytest.mark.conformance
 
@@ -106,7 +111,7 @@ def test_testplan_reading() -> None:
     assert "AltPatientId" in alt.flags and alt.error_messages == ("XDSUnknownPatientId",)
 
 
-@pytest.mark.parametrize("row", (*ROWS, *REPOSITORY_ROWS), ids=lambda r: r.id)
+@pytest.mark.parametrize("row", (*ROWS, *REPOSITORY_ROWS, *GATEWAY_ROWS), ids=lambda r: r.id)
 def test_every_row_names_existing_sections_and_steps(row: object) -> None:
     tests = nist_tests_dir()
     for ref in (*row.chain, row.section, *row.then):  # type: ignore[attr-defined]
@@ -196,3 +201,91 @@ def test_retrieve_checks_against_the_reference_metadata() -> None:
     assert retrieval.check(r, "Success", references=(), mime_type="", directory=here) == []
     r.reference_metadata = answer("4", hashlib.sha1(b"two").hexdigest())
     assert len(retrieval.check(r, "Success", references=(), mime_type="", directory=here)) == 2
+
+
+def test_gateway_testplan_reading() -> None:
+    tests = nist_tests_dir()
+    xcq = load_section(tests, "12311", "getdocs")[0]
+    assert xcq.transaction == "XCQTransaction" and len(xcq.assertions) == 1
+    assert {(u.test, u.section, u.object_id, u.symbol) for u in xcq.use_ids} == {
+        ("12318", "init", "Document01", "$doc_uuid_1$"),
+        ("12318", "init", "Document02", "$doc_uuid_2$"),
+    }
+    assert [(r.test, r.report, r.symbol) for r in xcq.use_reports] == [("12318", "$testdata_home$", "$home$")]
+    xcr = load_section(tests, "12312", "correct")[0]
+    assert xcr.transaction == "XCRTransaction" and xcr.expected_mime_type == "text/plain"
+    assert xcr.references == (("$docuid$", "../../12318/init/my_document.txt"),)
+    found = retrieval.reference_file(xcr.directory, xcr.references[0][1])
+    assert found is not None and found.resolve() == (tests / "12318/init/my_document.txt").resolve()
+    missing = load_section(tests, "12312", "missing_home")[0]
+    assert missing.error_codes == ("XDSMissingHomeCommunityId",) and missing.expected_status == "Failure"
+
+
+_HOME = "urn:oid:1.2.3"
+
+
+def _query_answer(*homes: str | None, kind: str = "ObjectRef") -> etree._Element:
+    objects = "".join(
+        f'<rim:{kind} id="urn:uuid:0000000{n}-0000-4000-8000-000000000000"{f" home={h!r}" if h else ""}/>'
+        for n, h in enumerate(homes)
+    )
+    return etree.fromstring(
+        f'<query:AdhocQueryResponse xmlns:query="{QUERY}" xmlns:rim="{RIM}" status="{v.RESPONSE_SUCCESS}">'
+        f"<rim:RegistryObjectList>{objects}</rim:RegistryObjectList></query:AdhocQueryResponse>"
+    )
+
+
+def _retrieve_answer(*homes: str | None) -> etree._Element:
+    docs = "".join(
+        f"<xdsb:DocumentResponse>{f'<xdsb:HomeCommunityId>{h}</xdsb:HomeCommunityId>' if h else ''}"
+        f"<xdsb:RepositoryUniqueId>1.2</xdsb:RepositoryUniqueId><xdsb:DocumentUniqueId>d{n}</xdsb:DocumentUniqueId>"
+        "<xdsb:mimeType>text/plain</xdsb:mimeType><xdsb:Document>b25l</xdsb:Document></xdsb:DocumentResponse>"
+        for n, h in enumerate(homes)
+    )
+    return etree.fromstring(
+        f'<xdsb:RetrieveDocumentSetResponse xmlns:xdsb="{XDSB}" xmlns:rs="{RS}">'
+        f'<rs:RegistryResponse status="{v.RESPONSE_SUCCESS}"/>{docs}</xdsb:RetrieveDocumentSetResponse>'
+    )
+
+
+def test_community_checks() -> None:
+    assert community.check(_query_answer(_HOME, _HOME), _HOME) == []
+    assert community.check(_query_answer(_HOME, _HOME, kind="ExtrinsicObject"), _HOME) == []
+    assert len(community.check(_query_answer(_HOME, None, "urn:oid:9"), _HOME)) == 2
+    assert len(community.check(_query_answer(None, kind="Association"), _HOME)) == 1
+    assert len(community.check(_query_answer(None, kind="RegistryPackage"), _HOME)) == 1
+    assert community.check(_query_answer(None, kind="Classification"), _HOME) == []  # not a homed object
+    assert community.check(_retrieve_answer(_HOME, _HOME), _HOME) == []
+    assert len(community.check(_retrieve_answer(_HOME, None, "urn:oid:9"), _HOME)) == 2
+    assert community.check(etree.fromstring(f'<rs:RegistryResponse xmlns:rs="{RS}" status="x"/>'), _HOME) == []
+    step = load_section(nist_tests_dir(), "12310", "finddocs")[0]
+    body = _query_answer(None, kind="ExtrinsicObject")
+    assert problems(Expectation("Success"), Result(step, "Success", body=body, home=_HOME)) == [
+        community.check(body, _HOME)[0]
+    ]
+    assert problems(Expectation("Success"), Result(step, "Success", body=body)) == []  # not an XCA answer
+
+
+def test_xca_asserts_read_the_answer_as_the_nist_log_holds_it(client: TestClient, node: Node) -> None:
+    """12309's asserts name ``//XCQTransaction[@step="finddocs"]/Result/...`` and ``@home = '$home$'``; 12312's
+    ``//Result[1]/...`` and ``= '$repositoryuid$'``: they hold of a right answer and fail on a wrong one."""
+    engine = Engine(client, node, nist_tests_dir())
+    home = node.home_community_id
+    step = load_section(nist_tests_dir(), "12309", "finddocs")[0]
+    engine.pids[("12318", "init", "init")] = engine.patients["main"]
+
+    def failed(body: etree._Element) -> list[str]:
+        result = Result(step, "Success", body=body)
+        engine._assertions(step, result)
+        return [f.split(" ")[1] for f in result.failed_assertions]
+
+    assert failed(_query_answer(home, home)) == []
+    assert failed(_query_answer(home, "urn:oid:9")) == ["Object2HomeCommunityId"]
+    assert failed(_query_answer(home, home, home)) == ["ObjectRefCount"]
+    step = load_section(nist_tests_dir(), "12312", "correct")[0]
+    engine.uids[("12318", "init", "init")] = {"Document01": "d0"}
+    engine.reports[("12318", "init", "init")] = {"Document01_uid": "d0"}
+    engine.reports[("12318", "query", "query")] = {"repuid": "1.2"}
+    assert failed(_retrieve_answer(home)) == []
+    assert failed(_retrieve_answer("urn:oid:9")) == ["HomeCommunityId"]
+    assert failed(_retrieve_answer(home, home)) == ["OneDocument"]

@@ -8,6 +8,8 @@
 - ``<Assertions>``: each ``Assert`` XPath is true of the answer (checked by the engine).
 - A Retrieve step: the documents returned, see :mod:`tests.conformance.retrieval` (``ReferenceDocument``,
   ``ExpectedMimeType``, ``ReferenceMetadata``, and the bytes and mimeType the harness submitted).
+- An XCA step (ITI-38, ITI-39 to a Responding Gateway): every returned object carries the gateway's
+  homeCommunityId, see :mod:`tests.conformance.community`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Final
 
 from lxml import etree
 
-from tests.conformance import contents, retrieval
+from tests.conformance import community, contents, retrieval
 from tests.conformance.retrieval import Retrieval
 from tests.conformance.testplan import Step
 from xds import vocabulary as v
@@ -77,6 +79,8 @@ class Result:
     request: etree._Element | None = None
     failed_assertions: list[str] = field(default_factory=list)
     retrieval: Retrieval | None = None
+    home: str = ""
+    """The homeCommunityId every returned object must carry (XCA answers; empty: not checked)."""
 
     @classmethod
     def of_answer(cls, step: Step, body: etree._Element, request: etree._Element) -> Result:
@@ -121,6 +125,8 @@ def problems(expected: Expectation, result: Result) -> list[str]:
             out.append(f"no Error-severity RegistryError mentions {msg!r}")
     if expected.contents and result.body is not None:
         out += contents.check(result.body, expected.contents)
+    if result.home:
+        out += community.check(result.body, result.home)
     if result.retrieval is not None:
         out += retrieval.check(
             result.retrieval,
