@@ -2,6 +2,7 @@
 
 from registry_schema.tables import (
     Base,
+    CommunityEntry,
     NodeSetting,
     ObjectAuthor,
     ObjectCode,
@@ -14,6 +15,7 @@ from registry_schema.tables import (
 
 __all__ = [
     "Base",
+    "CommunityEntry",
     "NodeSetting",
     "ObjectAuthor",
     "ObjectCode",

@@ -14,7 +14,7 @@ ITI TF-2 §3.18.4.1.2.3.7 (the parameters each stored query filters on).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 _NAMING = {
@@ -25,6 +25,7 @@ _NAMING = {
 }
 
 _ID = String(256)
+_LONG = String(2048)  # URLs and file paths
 _KEY = BigInteger().with_variant(Integer(), "sqlite")
 
 
@@ -160,8 +161,31 @@ class NodeSetting(Base):
     value: Mapped[str] = mapped_column(String(512))
 
 
+class CommunityEntry(Base):
+    """A remote community added with ``xds community add`` (TOML ``[[communities]]`` entries are not stored).
+
+    Empty strings mean "not given"; ``timeout`` NULL means the gateway default. See :mod:`xds.communities`.
+    """
+
+    __tablename__ = "community"
+
+    home_community_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    query_url: Mapped[str] = mapped_column(_LONG)
+    retrieve_url: Mapped[str] = mapped_column(_LONG)
+    push_url: Mapped[str] = mapped_column(_LONG)
+    xdm_email: Mapped[str] = mapped_column(String(320))
+    assigning_authority: Mapped[str] = mapped_column(String(64))
+    timeout: Mapped[float | None] = mapped_column(Float)
+    tls_ca_file: Mapped[str] = mapped_column(_LONG)
+    tls_cert_file: Mapped[str] = mapped_column(_LONG)
+    tls_key_file: Mapped[str] = mapped_column(_LONG)
+    tls_verify: Mapped[bool] = mapped_column(Boolean)
+    added: Mapped[str] = mapped_column(String(32))
+
+
 __all__ = [
     "Base",
+    "CommunityEntry",
     "NodeSetting",
     "ObjectAuthor",
     "ObjectCode",

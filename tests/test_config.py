@@ -61,3 +61,10 @@ def test_missing_file() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().port = 1  # type: ignore[misc]
+
+
+def test_gateway_section(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text("[gateway]\ntimeout = 2.5\ndeadline = 4\nmax_response_bytes = 1000\n")
+    s = load_settings(str(path), env={})
+    assert (s.gateway_timeout, s.gateway_deadline, s.gateway_max_response_bytes) == (2.5, 4.0, 1000)

@@ -1,7 +1,7 @@
 """The Responding Gateway actor at ``/xca/responding``: ITI-38 and ITI-39 for other communities.
 
 It answers from this node's own registry and repository (:mod:`xca.iti38`, :mod:`xca.iti39`). The node's ASGI
-application mounts it through the ``xds.actors`` entry point (``xds`` never imports ``xca``).
+application mounts it through the ``xds.actors`` entry point (:mod:`xca.actors`; ``xds`` never imports ``xca``).
 """
 
 from __future__ import annotations
@@ -63,9 +63,4 @@ def responding_actor(node: Node) -> SoapActor:
     )
 
 
-def actors(node: Node) -> list[tuple[str, SoapActor]]:
-    """The ``xds.actors`` entry point: the XCA actors this node serves, by path."""
-    return [(PATH, responding_actor(node))]
-
-
-__all__ = ["PATH", "actors", "responding_actor", "responding_wsdl"]
+__all__ = ["PATH", "responding_actor", "responding_wsdl"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from importlib.metadata import entry_points
 
 from starlette.applications import Starlette
@@ -32,7 +34,15 @@ def create_app(node: Node) -> Starlette:
     """The ASGI application of ``node``."""
     registry = registry_actor(node)
     repository = repository_actor(node)
-    extra = [Route(path, actor.handle, methods=["GET", "POST"]) for path, actor in plugin_actors(node)]
+    plugins = plugin_actors(node)
+    extra = [Route(path, actor.handle, methods=["GET", "POST"]) for path, actor in plugins]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        for _path, actor in plugins:
+            if actor.on_shutdown is not None:
+                await actor.on_shutdown()
 
     async def health(_request: Request) -> JSONResponse:
         report = await run_in_threadpool(node.health)
@@ -44,7 +54,8 @@ def create_app(node: Node) -> Starlette:
             Route("/xds/repository", repository.handle, methods=["GET", "POST"]),
             *extra,
             Route("/health", health, methods=["GET"]),
-        ]
+        ],
+        lifespan=lifespan,
     )
     app.state.node = node
     return app

@@ -8,6 +8,11 @@
     xds submit FILE... --patient ID [--title TEXT] [--mime-type TYPE] [--url URL] [--config FILE] [--json]
     xds retrieve UNIQUEID... [--repository ID] [--out PATH] [--url URL] [--config FILE]
     xds repository reconcile [--all] [--config FILE]
+    xds community add HOME --query-url URL [--retrieve-url URL] [--push-url URL] [--xdm-email ADDR]
+                  [--assigning-authority OID] [--timeout S] [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE]
+                  [--no-tls-verify] [--config FILE]
+    xds community list [--json] [--config FILE]
+    xds community remove HOME [--config FILE]
 
 Every command that touches a node's data takes ``--config FILE`` (or ``XDS_CONFIG``), so it works on the same
 database as the server started with that file (ARCHITECTURE.md §5). ``submit`` (ITI-41) and ``retrieve``
@@ -25,16 +30,20 @@ import mimetypes
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from xds import __version__, samples
+from xds import communities as cm
 from xds import vocabulary as v
 from xds.config import ConfigError, Settings, load_settings
 from xds.errors import RegistryErrorItem, Severity
 from xds.model.hl7 import CX
 from xds.model.metadata import Submission
+
+if TYPE_CHECKING:
+    from xds.node import Node
 
 log = logging.getLogger("xds.cli")
 
@@ -87,6 +96,7 @@ def _setup_argparser() -> argparse.ArgumentParser:
     )
     rec.add_argument("--all", action="store_true", help="also records younger than twice registry_timeout")
     _document_parsers(sub, with_config)
+    _community_parsers(sub, with_config)
     return parser
 
 
@@ -131,6 +141,45 @@ def _document_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], 
         " after its uniqueId with the extension of its mimeType)",
     )
     retrieve.add_argument("--url", help=url_help)
+
+
+def _community_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], with_config: _WithConfig) -> None:
+    community = sub.add_parser(
+        "community",
+        help="the community directory (XCA): remote communities besides the [[communities]] of the configuration",
+    )
+    csub = community.add_subparsers(dest="community_command", required=True)
+    add = with_config(
+        csub.add_parser(
+            "add",
+            help="add a remote community to the database",
+            epilog="exit status: 0 added (or already there, identical); 1 already there with other settings, or"
+            " in the configuration file; 2 invalid entry or usage error",
+        )
+    )
+    add.add_argument("home", metavar="HOME", help="its homeCommunityId (urn:oid:...)")
+    add.add_argument("--query-url", required=True, metavar="URL", help="its Responding Gateway for ITI-38")
+    add.add_argument("--retrieve-url", metavar="URL", help="for ITI-39 (default: --query-url)")
+    add.add_argument("--push-url", metavar="URL", help="its Document Recipient (XDR)")
+    add.add_argument("--xdm-email", metavar="ADDR", help="its e-mail address for XDM")
+    add.add_argument(
+        "--assigning-authority", metavar="OID", help="OID of its patient-id domain (default: the same ids as ours)"
+    )
+    add.add_argument("--timeout", type=float, metavar="S", help="seconds (default: the gateway's)")
+    add.add_argument("--tls-ca", metavar="FILE", help="PEM bundle to verify it (default: the system's)")
+    add.add_argument("--tls-cert", metavar="FILE", help="client certificate for mutual TLS (PEM; needs --tls-key)")
+    add.add_argument("--tls-key", metavar="FILE", help="the client certificate's key (PEM)")
+    add.add_argument("--no-tls-verify", action="store_true", help="do not verify its certificate")
+    lst = with_config(csub.add_parser("list", help="list the directory: configuration file and database entries"))
+    lst.add_argument("--json", action="store_true", help="print JSON")
+    rm = with_config(
+        csub.add_parser(
+            "remove",
+            help="remove a community added with 'xds community add'",
+            epilog="exit status: 0 removed; 1 not in the database (or only in the configuration file); 2 usage error",
+        )
+    )
+    rm.add_argument("home", metavar="HOME", help="its homeCommunityId (urn:oid:...)")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -226,6 +275,90 @@ def _patient(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         node.close()
+
+
+def _community(args: argparse.Namespace, settings: Settings) -> int:
+    from xds.node import Node
+
+    node = Node.open(settings)
+    try:
+        configured = {str(c.get("home_community_id")): c for c in settings.communities}
+        if args.community_command == "list":
+            return _community_list(args, configured, node.store.list_communities())
+        if args.community_command == "add":
+            return _community_add(args, configured, node)
+        if not args.home.startswith("urn:oid:"):
+            return _usage(f"{args.home!r} is not a homeCommunityId (urn:oid:...)")
+        if node.store.remove_community(args.home):
+            print(f"removed {args.home}")
+            return 0
+        if args.home in configured:
+            print(
+                f"xds: {args.home} is in [[communities]] of the configuration file: edit the configuration file",
+                file=sys.stderr,
+            )
+        else:
+            print(f"xds: {args.home} is not in the community directory", file=sys.stderr)
+        return 1
+    finally:
+        node.close()
+
+
+def _community_add(args: argparse.Namespace, configured: Mapping[str, Any], node: Node) -> int:
+    entry: dict[str, Any] = {"home_community_id": args.home, "query_url": args.query_url, "timeout": args.timeout}
+    for key in ("retrieve_url", "push_url", "xdm_email", "assigning_authority"):
+        if getattr(args, key) is not None:
+            entry[key] = getattr(args, key)
+    tls = {"ca_file": args.tls_ca, "cert_file": args.tls_cert, "key_file": args.tls_key}
+    # absolute paths: the server may run from another working directory
+    entry["tls"] = {k: os.path.abspath(f) for k, f in tls.items() if f} | {"verify": not args.no_tls_verify}
+    try:
+        community = cm.community_from_mapping(entry, source=cm.SOURCE_DATABASE)
+    except ValueError as exc:
+        return _usage(str(exc))
+    if community.home_community_id == node.home_community_id:
+        return _usage(f"{args.home} is this node's own homeCommunityId")
+    if args.home in configured:
+        print(
+            f"xds: {args.home} is already in [[communities]] of the configuration file: edit the configuration"
+            " file instead",
+            file=sys.stderr,
+        )
+        return 1
+    if node.store.add_community(entry):
+        print(f"added {args.home}")
+        return 0
+    (stored,) = (r for r in node.store.list_communities() if r["home_community_id"] == args.home)
+    if {k: x for k, x in stored.items() if k != "added"} == cm.community_to_mapping(community):
+        print(f"already known {args.home}")
+        return 0
+    print(f"xds: {args.home} is already in the directory with other settings; remove it first", file=sys.stderr)
+    return 1
+
+
+def _community_list(args: argparse.Namespace, configured: Mapping[str, Any], stored: list[dict[str, Any]]) -> int:
+    rows: list[dict[str, Any]] = []
+    for data in configured.values():
+        c = cm.community_from_mapping(data, source=cm.SOURCE_CONFIG, check_files=False)
+        rows.append(cm.community_to_mapping(c) | {"source": c.source, "added": None})
+    for data in stored:
+        rows.append(dict(data) | {"source": cm.SOURCE_DATABASE})
+        if data["home_community_id"] in configured:
+            print(
+                f"xds: warning: {data['home_community_id']} is both in the configuration file and in the database;"
+                " the gateway will not start until one is removed",
+                file=sys.stderr,
+            )
+    rows.sort(key=lambda r: (r["home_community_id"], r["source"]))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        extra = [f"{k}={r[k]}" for k in ("push_url", "xdm_email", "assigning_authority", "timeout") if r[k]]
+        extra += [f"tls.{k}={x}" for k, x in r["tls"].items() if x and k != "verify"]
+        extra += [] if r["tls"]["verify"] else ["tls.verify=false"]
+        print("\t".join([r["home_community_id"], r["source"], r["query_url"], r["retrieve_url"], *extra]))
+    return 0
 
 
 def _repository(args: argparse.Namespace, settings: Settings) -> int:
@@ -436,6 +569,8 @@ def main(args: Sequence[str] | None = None) -> int:
             return _retrieve(ns, settings)
         if ns.command == "repository":
             return _repository(ns, settings)
+        if ns.command == "community":
+            return _community(ns, settings)
         return _db(settings)
     except ConfigError as exc:
         print(f"xds: configuration error: {exc}", file=sys.stderr)

@@ -5,8 +5,10 @@ The keys of ARCHITECTURE.md §5 are a contract; keys may be added, never renamed
     [node]      host, port, data_dir, database_url, home_community_id, repository_unique_id, patient_id_policy
     [registry]  code_lists (path to a NIST-format codes.xml), max_query_results, max_request_bytes
     [repository] documents_dir, max_attachment_bytes, max_retrieve_documents, registry_url, registry_timeout
+    [gateway]   timeout, deadline, max_response_bytes  (as gateway_* settings)
     [consent]   default
-    [[communities]]
+    [[communities]] home_community_id, query_url, retrieve_url, push_url, xdm_email, assigning_authority, timeout,
+                tls = {ca_file, cert_file, key_file, verify}   (one table per remote community, see xds.communities)
 
 Environment: ``XDS_CONFIG`` (file), ``XDS_DATA_DIR``, ``XDS_DATABASE_URL``, ``XDS_HOST``, ``XDS_PORT``.
 """
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from xds.communities import community_from_mapping
 from xds.registry.patients import PatientPolicy
 
 
@@ -46,6 +49,9 @@ class Settings:
     max_retrieve_documents: int = 1000
     registry_url: str = ""
     registry_timeout: float = 30.0
+    gateway_timeout: float = 10.0
+    gateway_deadline: float = 15.0
+    gateway_max_response_bytes: int = 64 * 1024 * 1024
     consent_default: str = "opt-out"
     communities: tuple[Mapping[str, Any], ...] = field(default=())
     log_level: str = "info"
@@ -84,6 +90,7 @@ _SECTIONS = {
         "workers",
     },
     "registry": {"code_lists", "max_query_results", "max_request_bytes"},
+    "gateway": {"timeout", "deadline", "max_response_bytes"},
     "repository": {
         "documents_dir",
         "max_attachment_bytes",
@@ -103,13 +110,30 @@ def _from_toml(doc: Mapping[str, Any]) -> dict[str, Any]:
         unknown = set(table) - keys
         if unknown:
             raise ConfigError(f"unknown key(s) in [{section}]: {', '.join(sorted(unknown))}")
-        out.update(table)
+        prefix = "gateway_" if section == "gateway" else ""
+        out.update({f"{prefix}{key}": value for key, value in table.items()})
     consent = doc.get("consent", {})
     if "default" in consent:
         out["consent_default"] = consent["default"]
     if "communities" in doc:
-        out["communities"] = tuple(doc["communities"])
+        out["communities"] = _communities(doc["communities"])
     return out
+
+
+def _communities(value: Any) -> tuple[Mapping[str, Any], ...]:
+    """The ``[[communities]]`` tables, each validated (:func:`xds.communities.community_from_mapping`)."""
+    if not isinstance(value, list) or not all(isinstance(t, Mapping) for t in value):
+        raise ConfigError("communities must be an array of tables: [[communities]]")
+    seen: set[str] = set()
+    for n, table in enumerate(value, 1):
+        try:
+            home = community_from_mapping(table).home_community_id
+        except ValueError as exc:
+            raise ConfigError(f"[[communities]] #{n}: {exc}") from None
+        if home in seen:
+            raise ConfigError(f"[[communities]] #{n}: homeCommunityId {home} is configured twice")
+        seen.add(home)
+    return tuple(value)
 
 
 def _coerce(values: dict[str, Any]) -> Settings:

@@ -12,7 +12,7 @@ import contextlib
 import fcntl
 import os
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, delete, event, 
 from sqlalchemy.exc import IntegrityError
 
 from registry_schema.tables import (
+    CommunityEntry,
     NodeSetting,
     ObjectAuthor,
     ObjectCode,
@@ -30,6 +31,7 @@ from registry_schema.tables import (
     UniqueIdClaim,
 )
 from xds import vocabulary as v
+from xds.communities import SOURCE_DATABASE, community_from_mapping
 from xds.ebrim.encode import to_bytes
 from xds.errors import DuplicateUniqueIdInRegistry
 from xds.model.hl7 import DTM
@@ -53,6 +55,7 @@ PAT = cast(Table, Patient.__table__)
 NS = cast(Table, NodeSetting.__table__)
 CLAIM = cast(Table, UniqueIdClaim.__table__)
 RD = cast(Table, RepositoryDocument.__table__)
+COM = cast(Table, CommunityEntry.__table__)
 HELD = "held"
 PENDING = "pending"
 
@@ -285,6 +288,12 @@ def _stored_document(r: Any) -> StoredDocument:
     )
 
 
+def _community(r: Any) -> dict[str, Any]:
+    tls = {"ca_file": r.tls_ca_file, "cert_file": r.tls_cert_file, "key_file": r.tls_key_file, "verify": r.tls_verify}
+    plain = ("home_community_id", "query_url", "retrieve_url", "push_url", "xdm_email", "assigning_authority")
+    return {**{k: getattr(r, k) for k in plain}, "timeout": r.timeout, "tls": tls, "added": r.added}
+
+
 class _WriterQueue:
     """Mutual exclusion of SQLite writers: a thread lock, then (for a database file) an flock shared by all
     processes that open it. The kernel releases the flock when a process dies, so a crash never wedges it."""
@@ -435,6 +444,51 @@ class SqlRegistryStore:
         """How many documents the repository tables record (all repositories)."""
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(RD)).scalar_one())
+
+    # --- community directory (xds community add|list|remove; TOML entries are not stored) -------------------
+
+    def add_community(self, community: Mapping[str, Any]) -> bool:
+        """Add a directory entry given in the ``[[communities]]`` shape; False when its homeCommunityId is present.
+
+        The entry is validated first (:func:`xds.communities.community_from_mapping`, ``ValueError``).
+        """
+        c = community_from_mapping(community, source=SOURCE_DATABASE)
+        row = {
+            "home_community_id": c.home_community_id,
+            "query_url": c.query_url,
+            "retrieve_url": c.retrieve_url,
+            "push_url": c.push_url,
+            "xdm_email": c.xdm_email,
+            "assigning_authority": c.assigning_authority,
+            "timeout": c.timeout,
+            "tls_ca_file": c.tls.ca_file,
+            "tls_cert_file": c.tls.cert_file,
+            "tls_key_file": c.tls.key_file,
+            "tls_verify": c.tls.verify,
+            "added": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        try:
+            with self._write() as conn:
+                if conn.execute(
+                    select(COM.c.home_community_id).where(COM.c.home_community_id == c.home_community_id)
+                ).first():
+                    return False
+                conn.execute(insert(COM).values(row))
+        except IntegrityError as exc:
+            if not _unique_violation(exc):
+                raise
+            return False  # added concurrently
+        return True
+
+    def remove_community(self, home_community_id: str) -> bool:
+        """Remove a directory entry added with :meth:`add_community`; False when there is none."""
+        with self._write() as conn:
+            return bool(conn.execute(delete(COM).where(COM.c.home_community_id == home_community_id)).rowcount)
+
+    def list_communities(self) -> list[dict[str, Any]]:
+        """The stored directory entries by homeCommunityId, each in the ``[[communities]]`` shape plus ``added``."""
+        with self.engine.connect() as conn:
+            return [_community(r) for r in conn.execute(select(COM).order_by(COM.c.home_community_id))]
 
     def setting(self, key: str, default: str) -> str:
         """A node setting, stored with ``default`` on first use (generated identities)."""

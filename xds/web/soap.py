@@ -20,10 +20,11 @@ ITI TF-2 Appendix V (Web Services for IHE Transactions); SOAP 1.2 Part 2 §7.5.1
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -107,7 +108,9 @@ class MtomReply:
     parts: tuple[OutPart, ...] = ()
 
 
-Handler = Callable[[SoapRequest], "bytes | MtomReply"]
+Handler = Callable[[SoapRequest], "bytes | MtomReply | Awaitable[bytes | MtomReply]"]
+"""A transaction handler. A plain function runs in a worker thread; a coroutine function (an actor that
+waits on the network, such as the initiating gateway) runs on the event loop and must not block it."""
 ErrorBody = Callable[[tuple[RegistryErrorItem, ...]], bytes]
 NewSink = Callable[[PartHeaders], PartSink]
 
@@ -151,8 +154,11 @@ class SoapActor:
         max_request_bytes: int,
         new_sink: NewSink | None = None,
         max_attachment_bytes: int = 0,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
+        self.on_shutdown = on_shutdown
+        """Awaited when the application shuts down (an actor's outbound connection pools)."""
         self.table = {op.transaction.action: op for op in operations}
         self.wsdl = wsdl
         self.max_request_bytes = max_request_bytes
@@ -221,7 +227,10 @@ class SoapActor:
             )
             return self._fault(unsupported, envelope.message_id, started)
         try:
-            payload = await run_in_threadpool(op.handler, soap)
+            if inspect.iscoroutinefunction(op.handler):
+                payload = await op.handler(soap)
+            else:
+                payload = await run_in_threadpool(op.handler, soap)
             codes: tuple[str, ...] = ()
             status = "Success"
         except XDSError as exc:

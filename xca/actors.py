@@ -1,0 +1,70 @@
+"""The XCA actors a node serves, mounted by the node's ASGI application through the ``xds.actors`` entry point.
+
+``/xca/responding`` answers other communities (:mod:`xca.responding`); ``/xca/initiating`` answers local
+consumers with the merged answers of every community (:mod:`xca.initiating`). The community directory is read
+once, when the application is built (``xds community add`` takes effect at the next start).
+"""
+
+from __future__ import annotations
+
+from xca import initiating
+from xca.client import GatewayClient
+from xca.directory import load_directory
+from xca.initiating import InitiatingContext
+from xca.iti38 import RespondingContext
+from xca.responding import PATH as RESPONDING_PATH
+from xca.responding import responding_actor
+from xds import vocabulary as v
+from xds.ebrim import messages
+from xds.errors import RegistryErrorItem
+from xds.model.messages import QueryResponse
+from xds.node import Node
+from xds.registry import iti18
+from xds.soap.wsdl import render_wsdl
+from xds.web.soap import Operation, SoapActor, SoapRequest
+
+INITIATING_PATH = "/xca/initiating"
+
+
+def initiating_wsdl(address: str) -> bytes:
+    """The Initiating Gateway WSDL: ``InitiatingGateway_RegistryStoredQuery`` (ITI-18 from local consumers)."""
+    return render_wsdl("InitiatingGateway.wsdl", address, package="xca")
+
+
+def initiating_actor(node: Node) -> SoapActor:
+    """The Initiating Gateway's SOAP endpoint."""
+    settings = node.settings
+    client = GatewayClient(max_response_bytes=settings.gateway_max_response_bytes)
+    ctx = InitiatingContext(
+        home_community_id=node.home_community_id,
+        directory=load_directory(settings, node.store, exclude=node.home_community_id),
+        client=client,
+        local=RespondingContext(home_community_id=node.home_community_id, query=node.query_context()),
+        timeout=settings.gateway_timeout,
+        deadline=settings.gateway_deadline,
+    )
+
+    async def query(req: SoapRequest) -> bytes:
+        answer = await initiating.query(messages.adhoc_query_request(req.body), ctx)
+        return messages.adhoc_query_response(answer)
+
+    def query_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
+        return messages.adhoc_query_response(QueryResponse(status=v.RESPONSE_FAILURE, errors=errors))
+
+    return SoapActor(
+        "Initiating Gateway",
+        [Operation(iti18.TRANSACTION, query, query_error)],
+        wsdl=initiating_wsdl,
+        max_request_bytes=node.settings.max_request_bytes,
+        new_sink=node.new_sink,
+        max_attachment_bytes=node.settings.max_attachment_bytes,
+        on_shutdown=client.aclose,
+    )
+
+
+def actors(node: Node) -> list[tuple[str, SoapActor]]:
+    """The ``xds.actors`` entry point: the XCA actors this node serves, by path."""
+    return [(RESPONDING_PATH, responding_actor(node)), (INITIATING_PATH, initiating_actor(node))]
+
+
+__all__ = ["INITIATING_PATH", "actors", "initiating_actor", "initiating_wsdl"]

@@ -1,0 +1,163 @@
+"""The Initiating Gateway: ITI-18 from local consumers, answered by every community at once (ITI-38 fan-out).
+
+Theory of operation
+-------------------
+A FindX query (keyed by patient id) goes to every community of the directory and to our own community, all at
+once; a GetX query goes only to the community its ``home`` names (our own is answered in-process). Remote
+communities are asked over ITI-38 with a per-community timeout; the whole fan-out has one deadline, after
+which whatever has not answered is given up. Our own community runs the Responding Gateway's query
+(:func:`xca.iti38.cross_gateway_query`) in a worker thread, so it also carries ``home``.
+
+The merged answer keeps every community's objects and errors. A community that gave no usable answer
+(timeout, refused, TLS, SOAP fault, garbage, too large) becomes a RegistryError XDSUnavailableCommunity
+located at its homeCommunityId. Status: Success when every community answered Success; PartialSuccess when
+some answered and some failed (or one answered PartialSuccess); Failure when none answered with Success.
+
+References
+----------
+ITI TF-2 §3.18.4.1.3 and XCA ITI TF-1 §18.2.3 (initiating gateway behaviour), ITI TF-2 §3.38.4.1.3
+(home on every object), ITI TF-3 Table 4.2.4.1-2 (XDSUnavailableCommunity).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Final
+
+import anyio
+
+from xca import iti38
+from xca.client import CommunityAnswer, CommunityUnavailable, GatewayClient
+from xca.directory import Community, Directory
+from xca.iti38 import PATIENT_QUERIES, RespondingContext
+from xds import vocabulary as v
+from xds.errors import (
+    ErrorCode,
+    MissingHomeCommunityId,
+    RegistryErrorItem,
+    Severity,
+    UnknownCommunity,
+    XDSError,
+)
+from xds.model.messages import QueryResponse, StoredQueryRequest
+from xds.model.metadata import ObjectRef
+
+DEFAULT_TIMEOUT: Final = 10.0
+DEFAULT_DEADLINE: Final = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class InitiatingContext:
+    """What the initiating gateway needs: who we are, whom to ask, and how long to wait."""
+
+    home_community_id: str
+    directory: Directory
+    client: GatewayClient
+    local: RespondingContext
+    timeout: float = DEFAULT_TIMEOUT
+    deadline: float = DEFAULT_DEADLINE
+
+
+async def query(request: StoredQueryRequest, ctx: InitiatingContext) -> QueryResponse:
+    """Answer a consumer's ITI-18 with the merged answers of the communities it concerns."""
+    remote, local = _targets(request, ctx)
+    started = time.monotonic()
+    calls: dict[str, Awaitable[CommunityAnswer]] = {}
+    if local:
+        calls[ctx.home_community_id] = _ask_local(request, ctx)
+    for community in remote:
+        timeout = min(community.timeout or ctx.timeout, ctx.deadline)
+        addressed = dataclasses.replace(request, home=community.home_community_id)
+        calls[community.home_community_id] = ctx.client.cross_gateway_query(community, addressed, timeout=timeout)
+    answers = await _gather(calls, ctx.deadline - (time.monotonic() - started))
+    return merge(answers)
+
+
+def _targets(request: StoredQueryRequest, ctx: InitiatingContext) -> tuple[list[Community], bool]:
+    if request.query_id in PATIENT_QUERIES and not request.home:
+        return ctx.directory.all(), True
+    home = request.home.strip()
+    if not home:
+        raise MissingHomeCommunityId(
+            f"stored query {request.query_id} needs AdhocQuery/@home naming the community it addresses",
+            location=request.query_id,
+        )
+    if home == ctx.home_community_id:
+        return [], True
+    community = ctx.directory.get(home)
+    if community is None:
+        raise UnknownCommunity(f"homeCommunityId {home} is not in this gateway's directory", location=home)
+    return [community], False
+
+
+async def _ask_local(request: StoredQueryRequest, ctx: InitiatingContext) -> CommunityAnswer:
+    addressed = dataclasses.replace(request, home=ctx.home_community_id)
+    try:
+        answer = await anyio.to_thread.run_sync(iti38.cross_gateway_query, addressed, ctx.local)
+    except XDSError as exc:
+        return CommunityAnswer(status=v.RESPONSE_FAILURE, errors=exc.items())
+    return CommunityAnswer(status=answer.status, errors=answer.errors, leaf=answer.leaf, refs=answer.refs)
+
+
+async def _gather(
+    calls: dict[str, Awaitable[CommunityAnswer]], deadline: float
+) -> dict[str, CommunityAnswer | CommunityUnavailable]:
+    tasks = {home: asyncio.ensure_future(call) for home, call in calls.items()}
+    if tasks:
+        await asyncio.wait(tasks.values(), timeout=max(deadline, 0.0))
+    out: dict[str, CommunityAnswer | CommunityUnavailable] = {}
+    for home, task in tasks.items():
+        if not task.done():
+            task.cancel()
+            out[home] = CommunityUnavailable("no answer within the gateway's deadline")
+        elif isinstance(task.exception(), CommunityUnavailable):
+            out[home] = task.exception()  # type: ignore[assignment]
+        elif task.exception() is not None:
+            out[home] = CommunityUnavailable(f"internal error: {type(task.exception()).__name__}")
+        else:
+            out[home] = task.result()
+    return out
+
+
+def merge(answers: dict[str, CommunityAnswer | CommunityUnavailable]) -> QueryResponse:
+    """One AdhocQueryResponse from every community's answer (see the module docstring for the status)."""
+    errors: list[RegistryErrorItem] = []
+    leaf: list[str] = []
+    refs: list[ObjectRef] = []
+    succeeded = failed = 0
+    for home, answer in sorted(answers.items()):
+        if isinstance(answer, CommunityUnavailable):
+            failed += 1
+            errors.append(
+                RegistryErrorItem(
+                    error_code=ErrorCode.UNAVAILABLE_COMMUNITY,
+                    code_context=f"community {home}: {answer.reason}",
+                    severity=Severity.ERROR,
+                    location=home,
+                )
+            )
+            continue
+        errors += answer.errors
+        leaf += answer.leaf
+        refs += answer.refs
+        if answer.status == v.RESPONSE_SUCCESS:
+            succeeded += 1
+        elif answer.status == v.RESPONSE_PARTIAL_SUCCESS:
+            succeeded += 1
+            failed += 1
+        else:
+            failed += 1
+    if not failed:
+        status = v.RESPONSE_SUCCESS
+    elif succeeded:
+        status = v.RESPONSE_PARTIAL_SUCCESS
+    else:
+        status = v.RESPONSE_FAILURE
+    return QueryResponse(status=status, errors=tuple(errors), leaf=tuple(leaf), refs=tuple(refs))
+
+
+__all__ = ["DEFAULT_DEADLINE", "DEFAULT_TIMEOUT", "InitiatingContext", "merge", "query"]
