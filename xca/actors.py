@@ -7,27 +7,33 @@ once, when the application is built (``xds community add`` takes effect at the n
 
 from __future__ import annotations
 
+import anyio
+
 from xca import initiating
 from xca.client import GatewayClient
 from xca.directory import load_directory
 from xca.initiating import InitiatingContext
 from xca.iti38 import RespondingContext
+from xca.iti39 import RetrieveGatewayContext
 from xca.responding import PATH as RESPONDING_PATH
 from xca.responding import responding_actor
 from xds import vocabulary as v
-from xds.ebrim import messages
+from xds.ebrim import messages, xdsb
 from xds.errors import RegistryErrorItem
-from xds.model.messages import QueryResponse
+from xds.model.messages import QueryResponse, RetrieveResponse
 from xds.node import Node
 from xds.registry import iti18
+from xds.repository import iti43
 from xds.soap.wsdl import render_wsdl
-from xds.web.soap import Operation, SoapActor, SoapRequest
+from xds.web.repository import retrieve_parts
+from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest
 
 INITIATING_PATH = "/xca/initiating"
 
 
 def initiating_wsdl(address: str) -> bytes:
-    """The Initiating Gateway WSDL: ``InitiatingGateway_RegistryStoredQuery`` (ITI-18 from local consumers)."""
+    """The Initiating Gateway WSDL: ``InitiatingGateway_RegistryStoredQuery`` (ITI-18) and
+    ``InitiatingGateway_RetrieveDocumentSet`` (ITI-43), from local consumers."""
     return render_wsdl("InitiatingGateway.wsdl", address, package="xca")
 
 
@@ -40,6 +46,11 @@ def initiating_actor(node: Node) -> SoapActor:
         directory=load_directory(settings, node.store, exclude=node.home_community_id),
         client=client,
         local=RespondingContext(home_community_id=node.home_community_id, query=node.query_context()),
+        local_retrieve=RetrieveGatewayContext(
+            home_community_id=node.home_community_id, retrieve=node.retrieve_context()
+        ),
+        new_file=node.documents.new_file,
+        max_document_bytes=settings.max_attachment_bytes,
         timeout=settings.gateway_timeout,
         deadline=settings.gateway_deadline,
     )
@@ -48,12 +59,19 @@ def initiating_actor(node: Node) -> SoapActor:
         answer = await initiating.query(messages.adhoc_query_request(req.body), ctx)
         return messages.adhoc_query_response(answer)
 
+    async def retrieve(req: SoapRequest) -> MtomReply:
+        answer = await initiating.retrieve(xdsb.retrieve_request(req.body), ctx)
+        return await anyio.to_thread.run_sync(retrieve_parts, answer, node.documents)
+
     def query_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
         return messages.adhoc_query_response(QueryResponse(status=v.RESPONSE_FAILURE, errors=errors))
 
+    def retrieve_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
+        return xdsb.retrieve_response_root(RetrieveResponse(status=v.RESPONSE_FAILURE, errors=errors), [])
+
     return SoapActor(
         "Initiating Gateway",
-        [Operation(iti18.TRANSACTION, query, query_error)],
+        [Operation(iti18.TRANSACTION, query, query_error), Operation(iti43.TRANSACTION, retrieve, retrieve_error)],
         wsdl=initiating_wsdl,
         max_request_bytes=node.settings.max_request_bytes,
         new_sink=node.new_sink,

@@ -1,4 +1,4 @@
-"""Outbound XCA calls over httpx (async): ITI-38 to one community, with bounded time and bounded memory.
+"""Outbound XCA calls over httpx (async): ITI-38 and ITI-39 to one community, bounded in time and memory.
 
 Theory of operation: one :class:`GatewayClient` per node keeps one pooled ``httpx.AsyncClient`` (HTTP/1.1
 keep-alive) per TLS configuration, created on the event loop that first uses it. A call sends the request
@@ -16,7 +16,9 @@ ITI TF-2 §3.38 (Cross Gateway Query), Appendix V (SOAP 1.2, WS-Addressing); ITI
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,13 +28,16 @@ from lxml import etree
 from xca.directory import Community, Tls
 from xds import __version__
 from xds import vocabulary as v
-from xds.ebrim import messages
-from xds.errors import RegistryErrorItem
-from xds.model.messages import StoredQueryRequest
+from xds.ebrim import messages, xdsb
+from xds.errors import RegistryErrorItem, XDSError
+from xds.model.messages import DocumentRequest, RetrieveRequest, StoredQueryRequest
 from xds.model.metadata import ObjectRef
 from xds.namespaces import QUERY, RIM, SOAP12, qn
+from xds.soap import mtom
 from xds.soap.envelope import parse_envelope, request_envelope, soap_content_type
 from xds.soap.faults import SoapFault
+from xds.soap.mtom import PartHeaders
+from xds.store.documents import StagedFile
 
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 _ADHOC_QUERY_RESPONSE: Final = qn(QUERY, "AdhocQueryResponse")
@@ -93,6 +98,53 @@ class GatewayClient:
         status, raw = await self._post(community, community.query_url, v.ACTION_CROSS_GATEWAY_QUERY, envelope, timeout)
         return _query_answer(status, raw, community.home_community_id, self.max_response_bytes)
 
+    async def cross_gateway_retrieve(
+        self,
+        community: Community,
+        request: RetrieveRequest,
+        *,
+        timeout: float,
+        new_file: Callable[[], StagedFile],
+        max_document_bytes: int,
+    ) -> RetrievedFrom:
+        """ITI-39 to ``community``: its documents land in staged files (never in memory), which the caller
+        owns; raise :class:`CommunityUnavailable` (every file deleted) when there is no usable answer."""
+        body = xdsb.render_retrieve_request(request)
+        envelope = request_envelope(action=v.ACTION_CROSS_GATEWAY_RETRIEVE, body=body, to=community.retrieve_url)
+        headers = {"content-type": soap_content_type(v.ACTION_CROSS_GATEWAY_RETRIEVE)}
+        files: list[StagedFile] = []
+
+        def sink(_headers: PartHeaders) -> StagedFile:
+            files.append(new_file())
+            return files[-1]
+
+        try:
+            async with self._client(community.tls).stream(
+                "POST", community.retrieve_url, content=envelope, headers=headers, timeout=timeout
+            ) as response:
+                content_type = response.headers.get("content-type", "")
+                if mtom.is_multipart_related(content_type):
+                    reader = mtom.MtomReader(
+                        mtom.multipart_related(content_type),
+                        sink,
+                        max_root_bytes=self.max_response_bytes,
+                        max_total_bytes=max_document_bytes,
+                    )
+                    async for chunk in response.aiter_bytes():
+                        reader.feed(chunk)
+                    message = reader.finish()
+                    root, attachments = message.root, message.attachments
+                else:
+                    root, attachments = await _read_limited(response, self.max_response_bytes), {}
+                status = response.status_code
+            return _retrieve_answer(status, root, attachments, community.home_community_id, self, new_file)
+        except BaseException as exc:
+            for f in files:
+                f.abort()
+            if isinstance(exc, CommunityUnavailable):
+                raise
+            raise _unavailable(exc, timeout) from None
+
     async def _post(
         self, community: Community, url: str, action: str, envelope: bytes, timeout: float
     ) -> tuple[int, bytes]:
@@ -101,23 +153,39 @@ class GatewayClient:
             async with self._client(community.tls).stream(
                 "POST", url, content=envelope, headers=headers, timeout=timeout
             ) as response:
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_response_bytes:
-                        raise CommunityUnavailable(f"answer larger than {self.max_response_bytes} bytes")
-                    chunks.append(chunk)
-                status = response.status_code
-        except httpx.TimeoutException:
-            raise CommunityUnavailable(f"no answer within {timeout:g} s") from None
-        except httpx.ConnectError as exc:
-            raise CommunityUnavailable(f"cannot connect: {_why(exc)}") from None
-        except httpx.HTTPError as exc:
-            raise CommunityUnavailable(f"{type(exc).__name__}: {_why(exc)}") from None
-        except ssl.SSLError as exc:
-            raise CommunityUnavailable(f"TLS: {_why(exc)}") from None
-        return status, b"".join(chunks)
+                return response.status_code, await _read_limited(response, self.max_response_bytes)
+        except CommunityUnavailable:
+            raise
+        except (httpx.HTTPError, ssl.SSLError) as exc:
+            raise _unavailable(exc, timeout) from None
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise CommunityUnavailable(f"answer larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _unavailable(exc: BaseException, timeout: float) -> CommunityUnavailable:
+    """What went wrong with a community, as the reason of its XDSUnavailableCommunity error."""
+    if isinstance(exc, httpx.TimeoutException):
+        return CommunityUnavailable(f"no answer within {timeout:g} s")
+    if isinstance(exc, httpx.ConnectError):
+        return CommunityUnavailable(f"cannot connect: {_why(exc)}")
+    if isinstance(exc, ssl.SSLError):
+        return CommunityUnavailable(f"TLS: {_why(exc)}")
+    if isinstance(exc, SoapFault):
+        return CommunityUnavailable(f"broken MTOM answer: {exc.reason}")
+    if isinstance(exc, (httpx.HTTPError, OSError, XDSError)):
+        return CommunityUnavailable(f"{type(exc).__name__}: {_why(exc)}")
+    if isinstance(exc, Exception):
+        return CommunityUnavailable(f"unusable answer ({type(exc).__name__})")
+    raise exc  # CancelledError, KeyboardInterrupt: not a community's fault
 
 
 def _query_answer(status: int, raw: bytes, home: str, max_bytes: int) -> CommunityAnswer:
@@ -146,6 +214,56 @@ def _query_answer(status: int, raw: bytes, home: str, max_bytes: int) -> Communi
     return CommunityAnswer(status=body.get("status", ""), errors=errors, leaf=tuple(leaf), refs=refs)
 
 
+@dataclass(frozen=True, slots=True)
+class RetrievedFrom:
+    """What one community answered to ITI-39; each document's bytes are in a staged file the caller owns."""
+
+    status: str
+    errors: tuple[RegistryErrorItem, ...]
+    documents: tuple[tuple[DocumentRequest, str, StagedFile], ...]
+
+
+def _retrieve_answer(
+    status: int,
+    raw: bytes,
+    attachments: Mapping[str, mtom.Attachment],
+    home: str,
+    client: GatewayClient,
+    new_file: Callable[[], StagedFile],
+) -> RetrievedFrom:
+    try:
+        envelope = parse_envelope(raw, max_bytes=client.max_response_bytes)
+    except SoapFault as fault:
+        what = f"HTTP {status}" if status != 200 else "the answer"
+        raise CommunityUnavailable(f"{what} is not SOAP 1.2: {fault.reason}") from None
+    if envelope.body.tag == _FAULT:
+        reason = " ".join(t.strip() for t in envelope.body.itertext() if t.strip())
+        raise CommunityUnavailable(f"SOAP fault: {reason[:300]}")
+    try:
+        answer_status, errors, documents = xdsb.retrieve_response(envelope.body)
+    except XDSError as exc:
+        raise CommunityUnavailable(f"not a RetrieveDocumentSetResponse: {exc.code_context}") from None
+    out: list[tuple[DocumentRequest, str, StagedFile]] = []
+    used: set[int] = set()
+    for ids, mime_type, part in documents:
+        if part.cid is not None:
+            attachment = attachments.get(part.cid)
+            if attachment is None or not isinstance(attachment.sink, StagedFile):
+                raise CommunityUnavailable(f"document {ids.document_unique_id}: cid:{part.cid} names no part")
+            staged = attachment.sink
+        else:
+            staged = new_file()
+            staged.write(xdsb.inline_bytes(part))
+            staged.close()
+        used.add(id(staged))
+        out.append((dataclasses.replace(ids, home_community_id=ids.home_community_id or home), mime_type, staged))
+    for attachment in attachments.values():
+        if id(attachment.sink) not in used:
+            attachment.sink.abort()
+    located = tuple(_located(e, home) for e in errors)
+    return RetrievedFrom(status=answer_status, errors=located, documents=tuple(out))
+
+
 def _located(item: RegistryErrorItem, home: str) -> RegistryErrorItem:
     return (
         item
@@ -170,4 +288,10 @@ def _why(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "CommunityAnswer", "CommunityUnavailable", "GatewayClient"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "CommunityAnswer",
+    "CommunityUnavailable",
+    "GatewayClient",
+    "RetrievedFrom",
+]

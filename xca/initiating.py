@@ -24,27 +24,39 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 import anyio
 
-from xca import iti38
+from xca import iti38, iti39
 from xca.client import CommunityAnswer, CommunityUnavailable, GatewayClient
 from xca.directory import Community, Directory
 from xca.iti38 import PATIENT_QUERIES, RespondingContext
+from xca.iti39 import RetrieveGatewayContext
 from xds import vocabulary as v
 from xds.errors import (
     ErrorCode,
     MissingHomeCommunityId,
     RegistryErrorItem,
+    RepositoryError,
     Severity,
     UnknownCommunity,
     XDSError,
 )
-from xds.model.messages import QueryResponse, StoredQueryRequest
+from xds.model.messages import (
+    DocumentRequest,
+    QueryResponse,
+    RetrievedDocument,
+    RetrieveRequest,
+    RetrieveResponse,
+    StoredQueryRequest,
+)
 from xds.model.metadata import ObjectRef
+from xds.store.documents import StagedFile
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT: Final = 10.0
 DEFAULT_DEADLINE: Final = 15.0
@@ -52,14 +64,20 @@ DEFAULT_DEADLINE: Final = 15.0
 
 @dataclass(frozen=True, slots=True)
 class InitiatingContext:
-    """What the initiating gateway needs: who we are, whom to ask, and how long to wait."""
+    """What the initiating gateway needs: who we are, whom to ask, and how long to wait.
+
+    ``local_retrieve`` answers ITI-39 for our own community; ``new_file`` stages a remote document's bytes.
+    """
 
     home_community_id: str
     directory: Directory
     client: GatewayClient
     local: RespondingContext
+    local_retrieve: RetrieveGatewayContext | None = None
+    new_file: Callable[[], StagedFile] | None = None
     timeout: float = DEFAULT_TIMEOUT
     deadline: float = DEFAULT_DEADLINE
+    max_document_bytes: int = 1 << 40
 
 
 async def query(request: StoredQueryRequest, ctx: InitiatingContext) -> QueryResponse:
@@ -103,13 +121,11 @@ async def _ask_local(request: StoredQueryRequest, ctx: InitiatingContext) -> Com
     return CommunityAnswer(status=answer.status, errors=answer.errors, leaf=answer.leaf, refs=answer.refs)
 
 
-async def _gather(
-    calls: dict[str, Awaitable[CommunityAnswer]], deadline: float
-) -> dict[str, CommunityAnswer | CommunityUnavailable]:
+async def _gather(calls: Mapping[str, Awaitable[T]], deadline: float) -> dict[str, T | CommunityUnavailable]:
     tasks = {home: asyncio.ensure_future(call) for home, call in calls.items()}
     if tasks:
         await asyncio.wait(tasks.values(), timeout=max(deadline, 0.0))
-    out: dict[str, CommunityAnswer | CommunityUnavailable] = {}
+    out: dict[str, T | CommunityUnavailable] = {}
     for home, task in tasks.items():
         if not task.done():
             task.cancel()
@@ -123,6 +139,87 @@ async def _gather(
     return out
 
 
+async def retrieve(request: RetrieveRequest, ctx: InitiatingContext) -> RetrieveResponse:
+    """Answer a consumer's ITI-43: one ITI-39 per community (ours in-process), all at once, merged.
+
+    A DocumentRequest without HomeCommunityId is for our own community. A remote document's content is a
+    staged file (``content.ref`` is its path) that the caller streams and deletes; our own documents have
+    an empty ``ref`` and live in the document store.
+    """
+    if ctx.local_retrieve is None or ctx.new_file is None:
+        raise RepositoryError("this gateway is not configured to retrieve")
+    new_file = ctx.new_file
+    groups: dict[str, list[DocumentRequest]] = {}
+    errors: list[RegistryErrorItem] = []
+    for d in request.documents:
+        home = d.home_community_id.strip() or ctx.home_community_id
+        if home != ctx.home_community_id and ctx.directory.get(home) is None:
+            errors.append(
+                UnknownCommunity(f"homeCommunityId {home} is not in this gateway's directory", location=home).as_item()
+            )
+            continue
+        groups.setdefault(home, []).append(dataclasses.replace(d, home_community_id=home))
+    started = time.monotonic()
+    calls: dict[str, Awaitable[RetrieveResponse]] = {}
+    for home, docs in groups.items():
+        sub = RetrieveRequest(documents=tuple(docs))
+        if home == ctx.home_community_id:
+            calls[home] = anyio.to_thread.run_sync(iti39.cross_gateway_retrieve, sub, ctx.local_retrieve)
+        else:
+            community = ctx.directory.get(home)
+            assert community is not None
+            timeout = min(community.timeout or ctx.timeout, ctx.deadline)
+            calls[home] = _remote_retrieve(ctx, community, sub, timeout, new_file)
+    answers = await _gather(calls, ctx.deadline - (time.monotonic() - started))
+    documents: list[RetrievedDocument] = []
+    for home, answer in sorted(answers.items()):
+        if isinstance(answer, CommunityUnavailable):
+            errors.append(_unavailable_item(home, answer))
+            continue
+        errors += answer.errors
+        documents += answer.documents
+    asked = len(request.documents)
+    if len(documents) == asked and not any(e.severity == Severity.ERROR for e in errors):
+        status = v.RESPONSE_SUCCESS
+    elif documents:
+        status = v.RESPONSE_PARTIAL_SUCCESS
+    else:
+        status = v.RESPONSE_FAILURE
+    return RetrieveResponse(status=status, errors=tuple(errors), documents=tuple(documents))
+
+
+async def _remote_retrieve(
+    ctx: InitiatingContext,
+    community: Community,
+    request: RetrieveRequest,
+    timeout: float,
+    new_file: Callable[[], StagedFile],
+) -> RetrieveResponse:
+    got = await ctx.client.cross_gateway_retrieve(
+        community, request, timeout=timeout, new_file=new_file, max_document_bytes=ctx.max_document_bytes
+    )
+    documents = tuple(
+        RetrievedDocument(
+            repository_unique_id=ids.repository_unique_id,
+            document_unique_id=ids.document_unique_id,
+            home_community_id=ids.home_community_id,
+            mime_type=mime_type,
+            content=staged.content,
+        )
+        for ids, mime_type, staged in got.documents
+    )
+    return RetrieveResponse(status=got.status, errors=got.errors, documents=documents)
+
+
+def _unavailable_item(home: str, answer: CommunityUnavailable) -> RegistryErrorItem:
+    return RegistryErrorItem(
+        error_code=ErrorCode.UNAVAILABLE_COMMUNITY,
+        code_context=f"community {home}: {answer.reason}",
+        severity=Severity.ERROR,
+        location=home,
+    )
+
+
 def merge(answers: dict[str, CommunityAnswer | CommunityUnavailable]) -> QueryResponse:
     """One AdhocQueryResponse from every community's answer (see the module docstring for the status)."""
     errors: list[RegistryErrorItem] = []
@@ -132,14 +229,7 @@ def merge(answers: dict[str, CommunityAnswer | CommunityUnavailable]) -> QueryRe
     for home, answer in sorted(answers.items()):
         if isinstance(answer, CommunityUnavailable):
             failed += 1
-            errors.append(
-                RegistryErrorItem(
-                    error_code=ErrorCode.UNAVAILABLE_COMMUNITY,
-                    code_context=f"community {home}: {answer.reason}",
-                    severity=Severity.ERROR,
-                    location=home,
-                )
-            )
+            errors.append(_unavailable_item(home, answer))
             continue
         errors += answer.errors
         leaf += answer.leaf
@@ -160,4 +250,4 @@ def merge(answers: dict[str, CommunityAnswer | CommunityUnavailable]) -> QueryRe
     return QueryResponse(status=status, errors=tuple(errors), leaf=tuple(leaf), refs=tuple(refs))
 
 
-__all__ = ["DEFAULT_DEADLINE", "DEFAULT_TIMEOUT", "InitiatingContext", "merge", "query"]
+__all__ = ["DEFAULT_DEADLINE", "DEFAULT_TIMEOUT", "InitiatingContext", "merge", "query", "retrieve"]

@@ -32,9 +32,9 @@ from xds import samples
 from xds import vocabulary as v
 from xds.app import create_app
 from xds.config import Settings
-from xds.ebrim import messages
+from xds.ebrim import messages, xdsb
 from xds.errors import ErrorCode, MissingHomeCommunityId, UnknownCommunity
-from xds.model.messages import QueryParameter, StoredQueryRequest
+from xds.model.messages import DocumentRequest, QueryParameter, RetrieveRequest, StoredQueryRequest
 from xds.node import Node
 from xds.registry import iti42
 
@@ -255,3 +255,72 @@ def test_iti18_to_the_initiating_endpoint_merges_communities(
     assert answer.status == v.RESPONSE_PARTIAL_SUCCESS
     assert answer.error_codes == [ErrorCode.UNAVAILABLE_COMMUNITY]
     assert sorted(answer.ids("ExtrinsicObject")) == sorted(a_ids + b_ids)
+
+
+# --- ITI-43 at the initiating gateway: one ITI-39 per community ---------------------------------------------
+
+
+def provide(node: Node, client: TestClient, data: bytes) -> str:
+    de = dataclasses.replace(samples.document_entry(PATIENT, content=data), hash="", size=None, repository_unique_id="")
+    body = xdsb.render_provide_and_register_request(
+        messages.render_submit_objects_request(samples.submission(PATIENT, [de])), [(de.id, "d@x")]
+    )
+    assert post(client, v.ACTION_PROVIDE_AND_REGISTER, body, "/xds/repository", parts=[("d@x", "text/plain", data)]).ok
+    return de.unique_id
+
+
+def test_iti43_fans_out_by_home_community(settings: Settings, tmp_path: Path) -> None:
+    b = Node.open(Settings(data_dir=str(tmp_path / "b2"), home_community_id=B_HOME))
+    b.store.add_patient(str(PATIENT))
+    try:
+        with TestClient(create_app(b)) as b_client:
+            b_uid = provide(b, b_client, b"document held by community B " * 1000)
+        with serving(create_app(b)) as b_url, silent_socket() as silent:
+            configured = dataclasses.replace(
+                settings,
+                communities=(
+                    {"home_community_id": B_HOME, "query_url": f"{b_url}/xca/responding"},
+                    {"home_community_id": "urn:oid:1.2.3.901", "query_url": silent},
+                ),
+                gateway_timeout=1.0,
+                gateway_deadline=1.0,
+            )
+            a = Node.open(configured)
+            a.store.add_patient(str(PATIENT))
+            try:
+                with TestClient(create_app(a)) as client:
+                    a_uid = provide(a, client, b"document held here")
+                    request = RetrieveRequest(
+                        documents=(
+                            DocumentRequest(
+                                repository_unique_id=a.repository_unique_id,
+                                document_unique_id=a_uid,
+                                home_community_id=a.home_community_id,
+                            ),
+                            DocumentRequest(
+                                repository_unique_id=b.repository_unique_id,
+                                document_unique_id=b_uid,
+                                home_community_id=B_HOME,
+                            ),
+                            DocumentRequest(
+                                repository_unique_id="1.2.3",
+                                document_unique_id="9.9",
+                                home_community_id="urn:oid:1.2.3.901",
+                            ),
+                        )
+                    )
+                    answer = post(client, v.ACTION_RETRIEVE, xdsb.render_retrieve_request(request), "/xca/initiating")
+                staged = [p for p in a.documents.staging_root.rglob("*") if p.is_file() and p.name != "lock"]
+            finally:
+                a.close()
+    finally:
+        b.close()
+    assert answer.status == v.RESPONSE_PARTIAL_SUCCESS
+    assert answer.error_codes == [ErrorCode.UNAVAILABLE_COMMUNITY]
+    _, _, docs = xdsb.retrieve_response(answer.body)
+    got = {ids.document_unique_id: (ids.home_community_id, answer.attachments[part.cid or ""]) for ids, _, part in docs}
+    assert got == {
+        a_uid: (a.home_community_id, b"document held here"),
+        b_uid: (B_HOME, b"document held by community B " * 1000),
+    }
+    assert staged == [], "the copies of remote documents are gone once sent"

@@ -7,6 +7,7 @@ the service owns them: it publishes them when the registry accepted, and deletes
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
 from xds import vocabulary as v
@@ -35,19 +36,25 @@ READ_AHEAD_BYTES: Final = 8 * 1024 * 1024
 def retrieve_parts(answer: RetrieveResponse, store: FileDocumentStore) -> MtomReply:
     """A retrieve answer (ITI-43, ITI-39) as MTOM: small documents read now, large ones streamed from disk.
 
-    Runs in the handler's worker thread.
+    A document whose content has a ``ref`` is a staged file this answer consumes (a gateway's copy of a
+    remote community's document): it is unlinked once opened, so nothing is left behind whatever happens.
+    Runs in a worker thread.
     """
     cids = [mtom.new_content_id(n) for n in range(1, len(answer.documents) + 1)]
     parts: list[OutPart] = []
     budget = READ_AHEAD_BYTES
     try:
         for cid, d in zip(cids, answer.documents, strict=True):
-            content_type, path = mtom.part_content_type(d.mime_type), store.path(d.content.sha256)
+            content_type = mtom.part_content_type(d.mime_type)
+            path = Path(d.content.ref) if d.content.ref else store.path(d.content.sha256)
             part = file_part(cid, content_type, path, read_below=min(budget, READ_AHEAD_DOCUMENT) + 1)
+            if d.content.ref:
+                path.unlink(missing_ok=True)
             budget -= part.size if isinstance(part.content, bytes) else 0
             parts.append(part)
     except BaseException:
         close_parts(parts)
+        store.discard(d.content for d in answer.documents)
         raise
     return MtomReply(xdsb.retrieve_response_root(answer, cids), tuple(parts))
 
