@@ -17,10 +17,7 @@ from xca.iti38 import RespondingContext
 from xca.iti39 import RetrieveGatewayContext
 from xca.responding import PATH as RESPONDING_PATH
 from xca.responding import responding_actor
-from xds import vocabulary as v
 from xds.ebrim import messages, xdsb
-from xds.errors import RegistryErrorItem
-from xds.model.messages import QueryResponse, RetrieveResponse
 from xds.node import Node
 from xds.registry import iti18
 from xds.repository import iti43
@@ -63,15 +60,12 @@ def initiating_actor(node: Node) -> SoapActor:
         answer = await initiating.retrieve(xdsb.retrieve_request(req.body), ctx)
         return await anyio.to_thread.run_sync(retrieve_parts, answer, node.documents)
 
-    def query_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
-        return messages.adhoc_query_response(QueryResponse(status=v.RESPONSE_FAILURE, errors=errors))
-
-    def retrieve_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
-        return xdsb.retrieve_response_root(RetrieveResponse(status=v.RESPONSE_FAILURE, errors=errors), [])
-
     return SoapActor(
         "Initiating Gateway",
-        [Operation(iti18.TRANSACTION, query, query_error), Operation(iti43.TRANSACTION, retrieve, retrieve_error)],
+        [
+            Operation(iti18.TRANSACTION, query, messages.adhoc_query_failure),
+            Operation(iti43.TRANSACTION, retrieve, xdsb.retrieve_failure),
+        ],
         wsdl=initiating_wsdl,
         max_request_bytes=node.settings.max_request_bytes,
         new_sink=node.new_sink,

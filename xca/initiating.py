@@ -52,6 +52,7 @@ from xds.model.messages import (
     RetrieveRequest,
     RetrieveResponse,
     StoredQueryRequest,
+    outcome_status,
 )
 from xds.model.metadata import ObjectRef
 from xds.store.documents import StagedFile
@@ -178,13 +179,8 @@ async def retrieve(request: RetrieveRequest, ctx: InitiatingContext) -> Retrieve
             continue
         errors += answer.errors
         documents += answer.documents
-    asked = len(request.documents)
-    if len(documents) == asked and not any(e.severity == Severity.ERROR for e in errors):
-        status = v.RESPONSE_SUCCESS
-    elif documents:
-        status = v.RESPONSE_PARTIAL_SUCCESS
-    else:
-        status = v.RESPONSE_FAILURE
+    missing = len(documents) < len(request.documents) or any(e.severity == Severity.ERROR for e in errors)
+    status = outcome_status(succeeded=bool(documents), failed=missing)
     return RetrieveResponse(status=status, errors=tuple(errors), documents=tuple(documents))
 
 
@@ -241,12 +237,7 @@ def merge(answers: dict[str, CommunityAnswer | CommunityUnavailable]) -> QueryRe
             failed += 1
         else:
             failed += 1
-    if not failed:
-        status = v.RESPONSE_SUCCESS
-    elif succeeded:
-        status = v.RESPONSE_PARTIAL_SUCCESS
-    else:
-        status = v.RESPONSE_FAILURE
+    status = outcome_status(succeeded=bool(succeeded), failed=bool(failed))
     return QueryResponse(status=status, errors=tuple(errors), leaf=tuple(leaf), refs=tuple(refs))
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from xds import vocabulary as v
 from xds.errors import MissingHomeCommunityId, RegistryErrorItem, UnknownCommunity
-from xds.model.messages import RetrieveRequest, RetrieveResponse
+from xds.model.messages import RetrieveRequest, RetrieveResponse, outcome_status
 from xds.registry.transactions import Transaction
 from xds.repository import iti43
 from xds.repository.iti43 import RetrieveContext
@@ -65,12 +65,7 @@ def cross_gateway_retrieve(request: RetrieveRequest, ctx: RetrieveGatewayContext
     answer = iti43.retrieve(dataclasses.replace(request, documents=tuple(ours)), ctx.retrieve)
     errors += answer.errors
     documents = tuple(dataclasses.replace(d, home_community_id=ctx.home_community_id) for d in answer.documents)
-    if not errors:
-        status = v.RESPONSE_SUCCESS
-    elif documents:
-        status = v.RESPONSE_PARTIAL_SUCCESS
-    else:
-        status = v.RESPONSE_FAILURE
+    status = outcome_status(succeeded=bool(documents), failed=bool(errors))
     return RetrieveResponse(status=status, errors=tuple(errors), documents=documents)
 
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 from xca import iti38, iti39
 from xca.iti38 import RespondingContext
 from xca.iti39 import RetrieveGatewayContext
-from xds import vocabulary as v
 from xds.ebrim import messages, xdsb
-from xds.errors import RegistryErrorItem
-from xds.model.messages import QueryResponse, RetrieveResponse
 from xds.node import Node
 from xds.soap.wsdl import render_wsdl
 from xds.web.repository import retrieve_parts
@@ -44,17 +41,11 @@ def responding_actor(node: Node) -> SoapActor:
         answer = iti39.cross_gateway_retrieve(xdsb.retrieve_request(req.body), retrieve_ctx)
         return retrieve_parts(answer, node.documents)
 
-    def query_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
-        return messages.adhoc_query_response(QueryResponse(status=v.RESPONSE_FAILURE, errors=errors))
-
-    def retrieve_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
-        return xdsb.retrieve_response_root(RetrieveResponse(status=v.RESPONSE_FAILURE, errors=errors), [])
-
     return SoapActor(
         "Responding Gateway",
         [
-            Operation(iti38.TRANSACTION, query, query_error),
-            Operation(iti39.TRANSACTION, retrieve, retrieve_error),
+            Operation(iti38.TRANSACTION, query, messages.adhoc_query_failure),
+            Operation(iti39.TRANSACTION, retrieve, xdsb.retrieve_failure),
         ],
         wsdl=responding_wsdl,
         max_request_bytes=node.settings.max_request_bytes,

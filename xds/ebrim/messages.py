@@ -17,6 +17,7 @@ from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
+from xds import vocabulary as v
 from xds.ebrim import decode, encode
 from xds.errors import MetadataError, RegistryErrorItem, Severity
 from xds.model.messages import QueryParameter, QueryResponse, RegistryResponse, StoredQueryRequest
@@ -159,6 +160,16 @@ def registry_response(resp: RegistryResponse) -> bytes:
     return f"{head}>{errors}</rs:RegistryResponse>".encode()
 
 
+def registry_failure(errors: tuple[RegistryErrorItem, ...]) -> bytes:
+    """``rs:RegistryResponse`` with status Failure and ``errors`` (the error answer of ITI-42 and ITI-41)."""
+    return registry_response(RegistryResponse(status=v.RESPONSE_FAILURE, errors=errors))
+
+
+def adhoc_query_failure(errors: tuple[RegistryErrorItem, ...]) -> bytes:
+    """``query:AdhocQueryResponse`` with status Failure and ``errors`` (ITI-18, ITI-38)."""
+    return adhoc_query_response(QueryResponse(status=v.RESPONSE_FAILURE, errors=errors))
+
+
 def adhoc_query_response(resp: QueryResponse) -> bytes:
     """Render ``query:AdhocQueryResponse`` from stored fragments or ObjectRefs."""
     head = (
@@ -179,11 +190,13 @@ __all__ = [
     "ADHOC_QUERY_REQUEST",
     "REGISTRY_RESPONSE",
     "SUBMIT_OBJECTS_REQUEST",
+    "adhoc_query_failure",
     "adhoc_query_request",
     "adhoc_query_response",
     "parse_registry_response",
     "registry_error_item",
     "registry_errors",
+    "registry_failure",
     "registry_response",
     "render_adhoc_query_request",
     "render_submit_objects_request",

@@ -35,6 +35,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 
+from xds import vocabulary as v
 from xds.ebrim.messages import REGISTRY_RESPONSE, SUBMIT_OBJECTS_REQUEST, registry_errors, registry_response
 from xds.errors import RegistryErrorItem, RepositoryError, RepositoryMetadataError, XDSError
 from xds.model.messages import DocumentRequest, RegistryResponse, RetrieveRequest, RetrieveResponse
@@ -244,6 +245,11 @@ def _element(local: str, text: str) -> str:
     return f"<xdsb:{local}>{escape(text)}</xdsb:{local}>"
 
 
+def retrieve_failure(errors: tuple[RegistryErrorItem, ...]) -> bytes:
+    """``xdsb:RetrieveDocumentSetResponse`` with status Failure, ``errors`` and no document (ITI-43, ITI-39)."""
+    return retrieve_response_root(RetrieveResponse(status=v.RESPONSE_FAILURE, errors=errors), [])
+
+
 def retrieve_response(
     elem: etree._Element,
 ) -> tuple[str, tuple[RegistryErrorItem, ...], tuple[tuple[DocumentRequest, str, DocumentPart], ...]]:
@@ -299,6 +305,7 @@ __all__ = [
     "render_provide_and_register_inline",
     "render_provide_and_register_request",
     "render_retrieve_request",
+    "retrieve_failure",
     "retrieve_request",
     "retrieve_response",
     "retrieve_response_root",

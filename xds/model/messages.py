@@ -50,6 +50,14 @@ def status_for(errors: tuple[RegistryErrorItem, ...], *, partial: bool = False) 
     return v.RESPONSE_SUCCESS
 
 
+def outcome_status(*, succeeded: bool, failed: bool) -> str:
+    """Success when nothing failed, PartialSuccess when something succeeded too, else Failure (ITI-43, ITI-39,
+    and the initiating gateway's merged answers)."""
+    if not failed:
+        return v.RESPONSE_SUCCESS
+    return v.RESPONSE_PARTIAL_SUCCESS if succeeded else v.RESPONSE_FAILURE
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegistryResponse:
     """``rs:RegistryResponse`` (ITI-42, ITI-41)."""
@@ -151,5 +159,6 @@ __all__ = [
     "RetrievedDocument",
     "StoredDocument",
     "StoredQueryRequest",
+    "outcome_status",
     "status_for",
 ]

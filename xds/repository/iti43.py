@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from xds import vocabulary as v
 from xds.errors import DocumentUniqueIdError, RepositoryError, UnknownRepositoryId, XDSError
-from xds.model.messages import RetrievedDocument, RetrieveRequest, RetrieveResponse, StoredDocument
+from xds.model.messages import RetrievedDocument, RetrieveRequest, RetrieveResponse, StoredDocument, outcome_status
 from xds.registry.transactions import Transaction
 from xds.repository.ports import DocumentFiles, DocumentIndex
 
@@ -97,12 +97,7 @@ def retrieve(req: RetrieveRequest, ctx: RetrieveContext) -> RetrieveResponse:
                 home_community_id=d.home_community_id,
             )
         )
-    if not errors:
-        status = v.RESPONSE_SUCCESS
-    elif found:
-        status = v.RESPONSE_PARTIAL_SUCCESS
-    else:
-        status = v.RESPONSE_FAILURE
+    status = outcome_status(succeeded=bool(found), failed=bool(errors))
     return RetrieveResponse(status=status, errors=tuple(e.as_item() for e in errors), documents=tuple(found))
 
 

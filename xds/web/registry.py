@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from xds import vocabulary as v
 from xds.ebrim import messages
-from xds.errors import RegistryErrorItem
-from xds.model.messages import QueryResponse, RegistryResponse
 from xds.node import Node
 from xds.registry import iti18, iti42
 from xds.soap.wsdl import registry_wsdl
@@ -23,17 +20,11 @@ def registry_actor(node: Node) -> SoapActor:
     def query(req: SoapRequest) -> bytes:
         return messages.adhoc_query_response(iti18.stored_query(messages.adhoc_query_request(req.body), query_ctx))
 
-    def register_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
-        return messages.registry_response(RegistryResponse(status=v.RESPONSE_FAILURE, errors=errors))
-
-    def query_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
-        return messages.adhoc_query_response(QueryResponse(status=v.RESPONSE_FAILURE, errors=errors))
-
     return SoapActor(
         "Document Registry",
         [
-            Operation(iti42.TRANSACTION, register, register_error),
-            Operation(iti18.TRANSACTION, query, query_error),
+            Operation(iti42.TRANSACTION, register, messages.registry_failure),
+            Operation(iti18.TRANSACTION, query, messages.adhoc_query_failure),
         ],
         wsdl=registry_wsdl,
         max_request_bytes=node.settings.max_request_bytes,

@@ -10,13 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from xds import vocabulary as v
 from xds.ebrim import messages, xdsb
-from xds.errors import RegistryErrorItem
 from xds.model.messages import (
     DocumentContent,
     ProvideAndRegisterRequest,
-    RegistryResponse,
     RetrieveResponse,
 )
 from xds.node import Node
@@ -101,17 +98,11 @@ def repository_actor(node: Node) -> SoapActor:
     def retrieve(req: SoapRequest) -> MtomReply:
         return retrieve_parts(iti43.retrieve(xdsb.retrieve_request(req.body), retrieve_ctx), store)
 
-    def provide_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
-        return messages.registry_response(RegistryResponse(status=v.RESPONSE_FAILURE, errors=errors))
-
-    def retrieve_error(errors: tuple[RegistryErrorItem, ...]) -> bytes:
-        return xdsb.retrieve_response_root(RetrieveResponse(status=v.RESPONSE_FAILURE, errors=errors), [])
-
     return SoapActor(
         "Document Repository",
         [
-            Operation(iti41.TRANSACTION, provide, provide_error),
-            Operation(iti43.TRANSACTION, retrieve, retrieve_error),
+            Operation(iti41.TRANSACTION, provide, messages.registry_failure),
+            Operation(iti43.TRANSACTION, retrieve, xdsb.retrieve_failure),
         ],
         wsdl=repository_wsdl,
         max_request_bytes=node.settings.max_request_bytes,
