@@ -152,6 +152,20 @@ class RepositoryDocument(Base):
     state: Mapped[str] = mapped_column(String(8))
 
 
+class PatientAlias(Base):
+    """Another id of a fed patient, in another community's patient-id domain (``xds patient alias add``).
+
+    The initiating gateway queries a community whose directory entry names an assigning authority with the
+    alias in that domain (XCA patient-id translation).
+    """
+
+    __tablename__ = "patient_alias"
+
+    patient_id: Mapped[str] = mapped_column(_ID, ForeignKey("patient.id", ondelete="CASCADE"), primary_key=True)
+    alias: Mapped[str] = mapped_column(_ID, primary_key=True)
+    added: Mapped[str] = mapped_column(String(32))
+
+
 class NodeSetting(Base):
     """Node identities generated once and kept (homeCommunityId, repositoryUniqueId)."""
 
@@ -191,6 +205,7 @@ __all__ = [
     "ObjectCode",
     "ObjectReferenceId",
     "Patient",
+    "PatientAlias",
     "RegistryObjectRow",
     "RepositoryDocument",
 ]

@@ -48,6 +48,7 @@ def initiating_actor(node: Node) -> SoapActor:
         ),
         new_file=node.documents.new_file,
         max_document_bytes=settings.max_attachment_bytes,
+        aliases=node.store.aliases,
         timeout=settings.gateway_timeout,
         deadline=settings.gateway_deadline,
     )

@@ -3,10 +3,12 @@
 Theory of operation
 -------------------
 A FindX query (keyed by patient id) goes to every community of the directory and to our own community, all at
-once; a GetX query goes only to the community its ``home`` names (our own is answered in-process). Remote
-communities are asked over ITI-38 with a per-community timeout; the whole fan-out has one deadline, after
-which whatever has not answered is given up. Our own community runs the Responding Gateway's query
-(:func:`xca.iti38.cross_gateway_query`) in a worker thread, so it also carries ``home``.
+once (a community with its own assigning authority gets the patient's alias in its domain, or is not asked,
+with a warning, when none is recorded); a GetX query goes only to the community its ``home`` names (our own
+is answered in-process). Remote communities are asked over ITI-38 with a per-community timeout; the whole
+fan-out has one deadline, after which whatever has not answered is given up. Our own community runs the
+Responding Gateway's query (:func:`xca.iti38.cross_gateway_query`) in a worker thread, so it also carries
+``home``.
 
 The merged answer keeps every community's objects and errors. A community that gave no usable answer
 (timeout, refused, TLS, SOAP fault, garbage, too large) becomes a RegistryError XDSUnavailableCommunity
@@ -45,6 +47,7 @@ from xds.errors import (
     UnknownCommunity,
     XDSError,
 )
+from xds.model.hl7 import CX
 from xds.model.messages import (
     DocumentRequest,
     QueryResponse,
@@ -59,6 +62,10 @@ from xds.store.documents import StagedFile
 
 T = TypeVar("T")
 
+PATIENT_PARAMETERS: Final = frozenset(
+    {"$XDSDocumentEntryPatientId", "$XDSSubmissionSetPatientId", "$XDSFolderPatientId"}
+)
+"""The patient parameter of each FindX query (translated per community)."""
 DEFAULT_TIMEOUT: Final = 10.0
 DEFAULT_DEADLINE: Final = 15.0
 
@@ -79,6 +86,9 @@ class InitiatingContext:
     timeout: float = DEFAULT_TIMEOUT
     deadline: float = DEFAULT_DEADLINE
     max_document_bytes: int = 1 << 40
+    aliases: Callable[[str], list[str]] | None = None
+    """A fed patient's ids in other domains (``xds patient alias``), for communities with their own
+    assigning authority."""
 
 
 async def query(request: StoredQueryRequest, ctx: InitiatingContext) -> QueryResponse:
@@ -86,14 +96,65 @@ async def query(request: StoredQueryRequest, ctx: InitiatingContext) -> QueryRes
     remote, local = _targets(request, ctx)
     started = time.monotonic()
     calls: dict[str, Awaitable[CommunityAnswer]] = {}
+    notes: list[RegistryErrorItem] = []
     if local:
         calls[ctx.home_community_id] = _ask_local(request, ctx)
+    translate = await _translator(request, ctx, remote)
     for community in remote:
+        addressed = translate(dataclasses.replace(request, home=community.home_community_id), community)
+        if addressed is None:
+            notes.append(
+                RegistryErrorItem(
+                    error_code=ErrorCode.UNKNOWN_PATIENT_ID,
+                    code_context=f"community {community.home_community_id} was not asked: no id of this patient is"
+                    f" known in its domain {community.assigning_authority} (xds patient alias add)",
+                    severity=Severity.WARNING,
+                    location=community.home_community_id,
+                )
+            )
+            continue
         timeout = min(community.timeout or ctx.timeout, ctx.deadline)
-        addressed = dataclasses.replace(request, home=community.home_community_id)
         calls[community.home_community_id] = ctx.client.cross_gateway_query(community, addressed, timeout=timeout)
     answers = await _gather(calls, ctx.deadline - (time.monotonic() - started))
-    return merge(answers)
+    merged = merge(answers)
+    return dataclasses.replace(merged, errors=(*merged.errors, *notes)) if notes else merged
+
+
+Translate = Callable[[StoredQueryRequest, Community], "StoredQueryRequest | None"]
+
+
+async def _translator(request: StoredQueryRequest, ctx: InitiatingContext, remote: list[Community]) -> Translate:
+    """Patient-id translation for communities with their own assigning authority.
+
+    The FindX patient parameter is replaced by the patient's alias in the community's domain; with no alias
+    the community is not asked (None). Communities without an assigning authority get the request as is.
+    """
+    param = next((p for p in request.parameters if p.name in PATIENT_PARAMETERS), None)
+    if param is None or not any(c.assigning_authority for c in remote) or ctx.aliases is None:
+        return lambda req, _community: req
+    ours = param.values[0].strip().strip("'") if param.values else ""
+    aliases = [ours, *await anyio.to_thread.run_sync(ctx.aliases, ours)]
+
+    def translate(req: StoredQueryRequest, community: Community) -> StoredQueryRequest | None:
+        if not community.assigning_authority:
+            return req
+        found = next((a for a in aliases if _authority(a) == community.assigning_authority), None)
+        if found is None:
+            return None
+        value = "'" + found.replace("'", "''") + "'"
+        parameters = tuple(
+            dataclasses.replace(p, values=(value,)) if p.name == param.name else p for p in req.parameters
+        )
+        return dataclasses.replace(req, parameters=parameters)
+
+    return translate
+
+
+def _authority(patient_id: str) -> str:
+    try:
+        return CX.parse(patient_id).assigning_authority.universal_id
+    except ValueError:
+        return ""
 
 
 def _targets(request: StoredQueryRequest, ctx: InitiatingContext) -> tuple[list[Community], bool]:

@@ -44,6 +44,7 @@ from xds.model.metadata import Submission
 
 if TYPE_CHECKING:
     from xds.node import Node
+    from xds.store.sql import SqlRegistryStore
 
 log = logging.getLogger("xds.cli")
 
@@ -81,6 +82,14 @@ def _setup_argparser() -> argparse.ArgumentParser:
     rm.add_argument("id")
     lst = with_config(psub.add_parser("list", help="list fed patient ids"))
     lst.add_argument("--json", action="store_true", help="print JSON")
+    alias = psub.add_parser("alias", help="a fed patient's id in another community's domain (XCA translation)")
+    asub = alias.add_subparsers(dest="alias_command", required=True)
+    for name, text in (("add", "record an alias"), ("remove", "forget an alias")):
+        a = with_config(asub.add_parser(name, help=text))
+        a.add_argument("id", help="the fed patient id")
+        a.add_argument("alias", help="the same patient's id in the other domain (CX, ...^^^&OID&ISO)")
+    alist = with_config(asub.add_parser("list", help="list a fed patient's aliases"))
+    alist.add_argument("id")
 
     db = sub.add_parser("db", help="database maintenance")
     dsub = db.add_subparsers(dest="db_command", required=True)
@@ -257,14 +266,11 @@ def _patient(args: argparse.Namespace, settings: Settings) -> int:
                 for pid, added in rows:
                     print(f"{pid}\t{added}")
             return 0
-        try:
-            cx = CX.parse(args.id)
-        except ValueError as exc:
-            print(f"xds: {exc}", file=sys.stderr)
+        cx = _patient_id(args.id)
+        if cx is None:
             return 2
-        if not cx.is_xds_patient_id():
-            print(f"xds: {args.id!r} is not an XDS patient id (id^^^&OID&ISO)", file=sys.stderr)
-            return 2
+        if args.patient_command == "alias":
+            return _alias(args, node.store, str(cx))
         if args.patient_command == "add":
             print(("added " if node.store.add_patient(str(cx)) else "already known ") + str(cx))
             return 0
@@ -275,6 +281,42 @@ def _patient(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         node.close()
+
+
+def _patient_id(text: str) -> CX | None:
+    """``text`` as an XDS patient id, or None after saying why on stderr."""
+    try:
+        cx = CX.parse(text)
+    except ValueError as exc:
+        print(f"xds: {exc}", file=sys.stderr)
+        return None
+    if not cx.is_xds_patient_id():
+        print(f"xds: {text!r} is not an XDS patient id (id^^^&OID&ISO)", file=sys.stderr)
+        return None
+    return cx
+
+
+def _alias(args: argparse.Namespace, store: SqlRegistryStore, patient: str) -> int:
+    if args.alias_command == "list":
+        for alias in store.aliases(patient):
+            print(alias)
+        return 0
+    other = _patient_id(args.alias)
+    if other is None:
+        return 2
+    if args.alias_command == "remove":
+        if store.remove_alias(patient, str(other)):
+            print(f"removed alias {other} of {patient}")
+            return 0
+        print(f"xds: {other} is not an alias of {patient}", file=sys.stderr)
+        return 1
+    try:
+        added = store.add_alias(patient, str(other))
+    except ValueError as exc:
+        print(f"xds: {exc}", file=sys.stderr)
+        return 1
+    print(("added alias " if added else "already known alias ") + f"{other} of {patient}")
+    return 0
 
 
 def _community(args: argparse.Namespace, settings: Settings) -> int:

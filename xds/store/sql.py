@@ -27,6 +27,7 @@ from registry_schema.tables import (
     ObjectCode,
     ObjectReferenceId,
     Patient,
+    PatientAlias,
     RepositoryDocument,
     UniqueIdClaim,
 )
@@ -52,6 +53,7 @@ OC = cast(Table, ObjectCode.__table__)
 OA = cast(Table, ObjectAuthor.__table__)
 OREF = cast(Table, ObjectReferenceId.__table__)
 PAT = cast(Table, Patient.__table__)
+ALIAS = cast(Table, PatientAlias.__table__)
 NS = cast(Table, NodeSetting.__table__)
 CLAIM = cast(Table, UniqueIdClaim.__table__)
 RD = cast(Table, RepositoryDocument.__table__)
@@ -386,6 +388,36 @@ class SqlRegistryStore:
         """Forget a fed patient id (documents stay); False when it was not known."""
         with self._write() as conn:
             return bool(conn.execute(delete(PAT).where(PAT.c.id == patient_id)).rowcount)
+
+    def add_alias(self, patient_id: str, alias: str) -> bool:
+        """Record ``alias`` (another domain's id) for the fed ``patient_id``; False when already recorded.
+
+        Raises
+        ------
+        ValueError
+            When ``patient_id`` is not a fed patient id.
+        """
+        with self._write() as conn:
+            if not SqlTx(conn).patient_known(patient_id):
+                raise ValueError(f"{patient_id} is not a fed patient id")
+            where = (ALIAS.c.patient_id == patient_id, ALIAS.c.alias == alias)
+            if conn.execute(select(ALIAS.c.alias).where(*where)).first() is not None:
+                return False
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            conn.execute(insert(ALIAS).values(patient_id=patient_id, alias=alias, added=stamp))
+            return True
+
+    def remove_alias(self, patient_id: str, alias: str) -> bool:
+        """Forget an alias; False when it was not recorded."""
+        with self._write() as conn:
+            where = (ALIAS.c.patient_id == patient_id, ALIAS.c.alias == alias)
+            return bool(conn.execute(delete(ALIAS).where(*where)).rowcount)
+
+    def aliases(self, patient_id: str) -> list[str]:
+        """The recorded aliases of ``patient_id``, sorted."""
+        with self.engine.connect() as conn:
+            stmt = select(ALIAS.c.alias).where(ALIAS.c.patient_id == patient_id).order_by(ALIAS.c.alias)
+            return [r[0] for r in conn.execute(stmt)]
 
     def list_patients(self) -> list[tuple[str, str]]:
         """Fed patient ids with the time they were added, oldest first."""
