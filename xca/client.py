@@ -16,6 +16,7 @@ ITI TF-2 §3.38 (Cross Gateway Query), Appendix V (SOAP 1.2, WS-Addressing); ITI
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import ssl
 from collections.abc import Callable, Mapping
@@ -208,9 +209,11 @@ def _query_answer(status: int, raw: bytes, home: str, max_bytes: int) -> Communi
     for c in children:
         if c.tag == _OBJECT_REF:
             continue
-        if not c.get("home"):
-            c.set("home", home)
-        leaf.append(etree.tostring(c, encoding="unicode", with_tail=False))
+        own = copy.deepcopy(c)  # a root of its own, so the envelope's namespace declarations can go
+        etree.cleanup_namespaces(own)
+        if not own.get("home"):
+            own.set("home", home)
+        leaf.append(etree.tostring(own, encoding="unicode", with_tail=False))
     return CommunityAnswer(status=body.get("status", ""), errors=errors, leaf=tuple(leaf), refs=refs)
 
 

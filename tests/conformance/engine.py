@@ -14,8 +14,13 @@ repositoryUniqueId, README §2.4) and goes as ITI-43; its answer's documents are
 an ``XCQTransaction`` is a query sent as ITI-38 Cross Gateway Query, an ``XCRTransaction`` a retrieve sent as
 ITI-39 Cross Gateway Retrieve (MTOM, like ITI-43); ``$home$`` defaults to the node's homeCommunityId, which
 is also what NIST's ``$testdata_home$`` report of a test-data section (12318/init) stands for, and every
-object of their answers must carry it (:mod:`tests.conformance.community`). ``<Assert>`` XPaths are
-evaluated on the answer placed as the NIST log holds it (``TestStep/XCQTransaction[@step]/Result/...``).
+object of their answers must carry it (:mod:`tests.conformance.community`). An ``IGQTransaction`` (ITI-18) or
+``IGRTransaction`` (ITI-43) goes to the node's Initiating Gateway (``/xca/initiating``); its test data lives in
+another community, loaded by an engine on that node and taken over with :meth:`Engine.adopt` (every object
+must then carry that community's home; a submission reports ``$testdata_home$`` = the home it went to).
+``<Assert>`` XPaths are evaluated on the answer placed as the NIST log holds it
+(``TestStep/XCQTransaction[@step]/Result/...``), with ``$x$`` placeholders and plain ``useAs`` names
+(``'requested' = 'returned'``) replaced by their values.
 Like NIST's ReportManager, a submission reports ``<id>_uid`` and ``<id>_uuid`` for every uniqueId and UUID
 it assigned (``UseReport reportName="Document01_uid"``).
 
@@ -58,6 +63,7 @@ _ALT_FEED: Final = "15817b"
 _NIST_LOG_PATH: Final = re.compile(r"//TestStep\[@id='[^']*'\]")
 """Asserts written against the NIST log (``//TestStep[@id='x']//...``) are applied to the answer's own log entry."""
 RESPONDING_GATEWAY: Final = "/xca/responding"
+INITIATING_GATEWAY: Final = "/xca/initiating"
 _ACTIONS: Final = {
     "RegisterTransaction": v.ACTION_REGISTER,
     "StoredQueryTransaction": v.ACTION_STORED_QUERY,
@@ -65,17 +71,22 @@ _ACTIONS: Final = {
     "RetrieveTransaction": v.ACTION_RETRIEVE,
     "XCQTransaction": v.ACTION_CROSS_GATEWAY_QUERY,
     "XCRTransaction": v.ACTION_CROSS_GATEWAY_RETRIEVE,
+    "IGQTransaction": v.ACTION_STORED_QUERY,
+    "IGRTransaction": v.ACTION_RETRIEVE,
 }
 _PATHS: Final = {
     "ProvideAndRegisterTransaction": REPOSITORY,
     "RetrieveTransaction": REPOSITORY,
     "XCQTransaction": RESPONDING_GATEWAY,
     "XCRTransaction": RESPONDING_GATEWAY,
+    "IGQTransaction": INITIATING_GATEWAY,
+    "IGRTransaction": INITIATING_GATEWAY,
 }
 """Where each transaction goes (the registry otherwise)."""
 _SUBMISSIONS: Final = frozenset({"RegisterTransaction", "ProvideAndRegisterTransaction"})
-_RETRIEVES: Final = frozenset({"RetrieveTransaction", "XCRTransaction"})
+_RETRIEVES: Final = frozenset({"RetrieveTransaction", "XCRTransaction", "IGRTransaction"})
 _GATEWAY: Final = frozenset({"XCQTransaction", "XCRTransaction"})
+_INITIATING: Final = frozenset({"IGQTransaction", "IGRTransaction"})
 _REPOSITORY_UID_SYMBOLS: Final = ("$repuid$", "$repositoryuid$")
 _HOME_SYMBOL: Final = "$home$"
 _TESTDATA_HOME: Final = "$testdata_home$"
@@ -109,6 +120,21 @@ class Engine:
         self.submitted: dict[str, tuple[str, bytes]] = {}
         """DocumentEntry.uniqueId -> (mimeType, bytes) of every document a successful ITI-41 provided."""
         self.log: list[Result] = []
+        self.data_home = node.home_community_id
+        """The community holding the test data (:meth:`adopt`): what an Initiating Gateway answer must carry."""
+
+    def adopt(self, other: Engine) -> None:
+        """Take over what ``other`` (an engine on another community) assigned and reported, as NIST's logs
+        are shared between the sections of a session: its test data is now the data the Initiating Gateway
+        steps find in that community. Its patients are fed here too (one patient-id affinity domain)."""
+        self.uids |= other.uids
+        self.uuids |= other.uuids
+        self.pids |= other.pids
+        self.reports |= other.reports
+        self.submitted |= other.submitted
+        for test, pid in other.current.items():
+            self.current.setdefault(test, self._fed(pid))
+        self.data_home = other.node.home_community_id
 
     def _fed(self, pid: str) -> str:
         self.node.store.add_patient(pid)
@@ -139,6 +165,14 @@ class Engine:
         test, _, section = path.partition("/")
         self.current.setdefault(test, self.patients[patient or "main"])
         return test, section
+
+    def after(self, ref: str, step_id: str) -> None:
+        """Run the steps of ``test/section`` that follow ``step_id`` (its checks: NullTransaction asserts...)."""
+        test, section = self._enter(ref)
+        steps = load_section(self.tests, test, section)
+        ids = [s.id for s in steps]
+        for step in steps[ids.index(step_id) + 1 :]:
+            self._checked(step, "follow-up")
 
     def _checked(self, step: Step, role: str) -> None:
         result = self.run(step)
@@ -173,9 +207,13 @@ class Engine:
         if not answered:
             raise HarnessError(f"{step.label}: assertions but no answer to check them against")
         log = _log_entry(answered[-1])
-        values = self._values(step) if any("$" in xpath for _, xpath in step.assertions) else {}
+        needed = step.use_reports or any("$" in xpath for _, xpath in step.assertions)
+        values = self._values(step) if needed else {}
+        literal = sorted((k for k in values if not sub.PLACEHOLDER.fullmatch(k)), key=len, reverse=True)
         for name, xpath in step.assertions:
             expr = sub.PLACEHOLDER.sub(lambda m: values.get(m.group(0), m.group(0)), _NIST_LOG_PATH.sub("", xpath))
+            for symbol in literal:  # NIST replaces a plain useAs name (``'requested' = 'returned'``) as text
+                expr = expr.replace(symbol, values[symbol])
             left = sub.PLACEHOLDER.findall(expr)
             if left:
                 raise HarnessError(f"{step.label}: assertion {name}: placeholders without a value: {sorted(left)}")
@@ -212,6 +250,8 @@ class Engine:
         """An XCA answer must carry this community's homeCommunityId on what it returns."""
         if step.transaction in _GATEWAY:
             result.home = self.node.home_community_id
+        elif step.transaction in _INITIATING:
+            result.home = self.data_home
         return result
 
     def _provide(self, step: Step, submit: etree._Element) -> Result:
@@ -277,6 +317,7 @@ class Engine:
         self.uuids[step.key] = sub.assign_uuids(root, enabled="AssignUuids" in step.flags)
         self.pids[step.key] = sub.submission_patient(root)
         reports = self.reports.setdefault(step.key, {})
+        reports[_TESTDATA_HOME] = self.node.home_community_id  # the community this test data went into
         reports.update({f"{k}_uid": u for k, u in self.uids[step.key].items() if k})
         reports.update({f"{k}_uuid": u for k, u in self.uuids[step.key].items() if k})
 
@@ -320,9 +361,9 @@ class Engine:
             return self.current[step.test]
         if r.test == _ALT_FEED and r.report == "$patientid$":
             return self.patients["alt"]
-        if r.report == _TESTDATA_HOME:
-            return self.node.home_community_id  # the test data went into this community (12318/init)
         value = self.reports.get((r.test, r.section, r.step), {}).get(r.report)
+        if value is None and r.report == _TESTDATA_HOME:
+            return self.node.home_community_id  # the test data went into this community (12318/init)
         if value is None:
             raise HarnessError(f"{step.label}: no report {r.report!r} from {r.test}/{r.section}#{r.step}")
         return value
@@ -355,4 +396,4 @@ def _log_entry(result: Result) -> etree._Element:
     return entry
 
 
-__all__ = ["RESPONDING_GATEWAY", "Engine", "HarnessError", "new_patient_id"]
+__all__ = ["INITIATING_GATEWAY", "RESPONDING_GATEWAY", "Engine", "HarnessError", "new_patient_id"]

@@ -35,7 +35,12 @@ def expectation(row: Row, base: Expectation) -> Expectation:
 
 def replay(row: Row, client: TestClient, node: Node) -> None:
     """Run ``row``; an AssertionError says how the node's answer misses the expectation."""
-    engine = Engine(client, node, nist_tests_dir())
+    run_row(row, Engine(client, node, nist_tests_dir()))
+
+
+def run_row(row: Row, engine: Engine) -> None:
+    """Run ``row`` on ``engine`` (which may already hold another community's test data, see
+    :meth:`Engine.adopt`)."""
     for ref in row.chain:
         engine.prepare(ref)
     result = engine.target(row.section, row.step)
@@ -51,4 +56,4 @@ def replay(row: Row, client: TestClient, node: Node) -> None:
         engine.prepare(ref, role="follow-up")
 
 
-__all__ = ["expectation", "replay"]
+__all__ = ["expectation", "replay", "run_row"]

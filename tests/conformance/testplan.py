@@ -185,9 +185,10 @@ def _use_id(u: etree._Element, directory: Path) -> UseId:
 
 
 def _use_report(u: etree._Element, test: str, section: str) -> UseReport:
+    named = u.get("section") or section
     return UseReport(
         u.get("test") or test,
-        u.get("section") or section,
+        section if named == "THIS" else named,  # NIST: THIS is the section the step is in
         u.get("step", ""),
         u.get("reportName", ""),
         u.get("useAs", ""),
