@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from starlette.applications import Starlette
-from starlette.responses import Response
-from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from tests.support import post, serving
+from tests.xca._fakes import garbage, silent_socket, slamming_socket
 from xca import initiating
 from xca.client import GatewayClient
 from xca.directory import Community, Directory
@@ -69,51 +64,6 @@ def community_b(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
             yield f"{url}/xca/responding", ids
     finally:
         b.close()
-
-
-@contextmanager
-def silent_socket() -> Iterator[str]:
-    """Accepts TCP connections (the kernel does) and never answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(64)
-        yield f"http://127.0.0.1:{s.getsockname()[1]}/xca/responding"
-
-
-@contextmanager
-def slamming_socket() -> Iterator[str]:
-    """Accepts every connection and closes it at once."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(64)
-    s.settimeout(0.1)
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = s.accept()
-            except TimeoutError:
-                continue
-            conn.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{s.getsockname()[1]}/xca/responding"
-    finally:
-        stop.set()
-        thread.join(5)
-        s.close()
-
-
-@contextmanager
-def garbage() -> Iterator[str]:
-    async def page(_request: object) -> Response:
-        return Response(b"<html><body>Bad Gateway</body></html>", media_type="text/html")
-
-    with serving(Starlette(routes=[Route("/xca/responding", page, methods=["POST"])])) as url:
-        yield f"{url}/xca/responding"
 
 
 def context(node: Node, communities: list[Community], *, deadline: float = 2.0) -> InitiatingContext:
