@@ -1,7 +1,7 @@
 """Outbound XCA calls over httpx (async): ITI-38 and ITI-39 to one community, bounded in time and memory.
 
 Theory of operation: one :class:`GatewayClient` per node keeps one pooled ``httpx.AsyncClient`` (HTTP/1.1
-keep-alive) per TLS configuration, created on the event loop that first uses it. A call sends the request
+keep-alive) per community, created on the event loop that first uses it. A call sends the request
 with WS-Addressing headers, streams the answer up to ``max_response_bytes`` (a peer that sends more is
 cut off, not buffered), parses it with the hardened parser, and returns a :class:`CommunityAnswer`. Every way
 a community can fail (refused, timed out, TLS, a SOAP fault, not SOAP, too large, malformed) becomes
@@ -41,6 +41,8 @@ from xds.soap.mtom import PartHeaders
 from xds.store.documents import StagedFile
 
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
+PER_COMMUNITY_CONNECTIONS: Final = 32
+"""Connections to one community at once (more requests wait for one)."""
 _ADHOC_QUERY_RESPONSE: Final = qn(QUERY, "AdhocQueryResponse")
 _OBJECT_LIST: Final = qn(RIM, "RegistryObjectList")
 _OBJECT_REF: Final = qn(RIM, "ObjectRef")
@@ -70,16 +72,19 @@ class GatewayClient:
 
     def __init__(self, *, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         self.max_response_bytes = max_response_bytes
-        self._clients: dict[tuple[Tls, int], httpx.AsyncClient] = {}
+        self._clients: dict[tuple[str, Tls, int], httpx.AsyncClient] = {}
 
-    def _client(self, tls: Tls) -> httpx.AsyncClient:
-        key = (tls, id(asyncio.get_running_loop()))
+    def _client(self, community: Community) -> httpx.AsyncClient:
+        """The pool of ``community`` on the running loop: one small pool per community, because httpcore's
+        pool rescans every connection for every queued request (cost connections x requests), so one big
+        shared pool collapses under a wide fan-out."""
+        key = (community.home_community_id, community.tls, id(asyncio.get_running_loop()))
         client = self._clients.get(key)
         if client is None:
             client = httpx.AsyncClient(
-                verify=_ssl_context(tls),
+                verify=_ssl_context(community.tls),
                 headers={"user-agent": f"xds-node/{__version__}"},
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                limits=httpx.Limits(max_connections=PER_COMMUNITY_CONNECTIONS, max_keepalive_connections=8),
             )
             self._clients[key] = client
         return client
@@ -87,7 +92,7 @@ class GatewayClient:
     async def aclose(self) -> None:
         """Close the connection pools of the running loop."""
         loop = id(asyncio.get_running_loop())
-        for key in [k for k in self._clients if k[1] == loop]:
+        for key in [k for k in self._clients if k[2] == loop]:
             await self._clients.pop(key).aclose()
 
     async def cross_gateway_query(
@@ -120,7 +125,7 @@ class GatewayClient:
             return files[-1]
 
         try:
-            async with self._client(community.tls).stream(
+            async with self._client(community).stream(
                 "POST", community.retrieve_url, content=envelope, headers=headers, timeout=timeout
             ) as response:
                 content_type = response.headers.get("content-type", "")
@@ -151,7 +156,7 @@ class GatewayClient:
     ) -> tuple[int, bytes]:
         headers = {"content-type": soap_content_type(action)}
         try:
-            async with self._client(community.tls).stream(
+            async with self._client(community).stream(
                 "POST", url, content=envelope, headers=headers, timeout=timeout
             ) as response:
                 return response.status_code, await _read_limited(response, self.max_response_bytes)

@@ -235,3 +235,16 @@ def test_large_inline_document(repo: TestClient, fed: Node) -> None:
     answer = provide_inline(repo, samples.submission(PATIENT, [de]), {de.id: data})
     assert answer.status == v.RESPONSE_SUCCESS, answer.error_codes
     assert retrieved(retrieve(repo, fed, de.unique_id))[de.unique_id][1] == data
+
+
+def test_the_transaction_log_reports_the_answer_s_own_status(
+    repo: TestClient, fed: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = b"present"
+    de = entry(data)
+    provide_mtom(repo, samples.submission(PATIENT, [de]), {de.id: data})
+    with caplog.at_level("INFO", logger="xds.transaction"):
+        retrieve(repo, fed, de.unique_id, "1.2.3.404")
+    (record,) = [r for r in caplog.records if getattr(r, "transaction", "") == "ITI-43"]
+    assert record.status == "PartialSuccess"  # type: ignore[attr-defined]
+    assert record.error_codes == ["XDSDocumentUniqueIdError"]  # type: ignore[attr-defined]

@@ -33,6 +33,8 @@ def configure_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for chatty in ("httpx", "httpcore"):  # one line per outbound request (50 per gateway fan-out)
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
 
 
 __all__ = ["JsonFormatter", "configure_logging"]

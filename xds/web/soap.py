@@ -23,11 +23,12 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Final
 
 import anyio
 from lxml import etree
@@ -231,8 +232,7 @@ class SoapActor:
                 payload = await op.handler(soap)
             else:
                 payload = await run_in_threadpool(op.handler, soap)
-            codes: tuple[str, ...] = ()
-            status = "Success"
+            status, codes = "", _NO_CODES
         except XDSError as exc:
             items = exc.items()
             payload = op.error_body(items)
@@ -245,6 +245,8 @@ class SoapActor:
             internal = SoapFault("internal error; the failure was logged", code="Receiver")
             return self._fault(internal, envelope.message_id, started, action=envelope.action)
         reply = payload if isinstance(payload, MtomReply) else MtomReply(payload)
+        if not status:  # answered normally: the answer itself may still say PartialSuccess or Failure
+            status, codes = _outcome(reply.body)
         out = render_envelope(action=op.transaction.response_action, body=reply.body, relates_to=envelope.message_id)
         self._log(op.transaction.id, envelope.action, status, codes, started)
         wants_mtom = op.transaction.mtom_response or (is_mtom and op.transaction.mtom) or bool(reply.parts)
@@ -280,6 +282,21 @@ class SoapActor:
                 "duration_ms": round(1000 * (time.perf_counter() - started), 2),
             },
         )
+
+
+_NO_CODES: tuple[str, ...] = ()
+_STATUS: Final = re.compile(rb'status="[^"]*?:(Success|Failure|PartialSuccess)"')
+_ERROR_CODE: Final = re.compile(rb'errorCode="([^"]*)"')
+_OUTCOME_SCAN: Final = 256 * 1024
+
+
+def _outcome(body: bytes) -> tuple[str, tuple[str, ...]]:
+    """Status and error codes of an answer, for the transaction log: the first ``status`` attribute and the
+    ``errorCode`` values in the first 256 KiB (a RegistryErrorList precedes the objects in every answer)."""
+    head = body[:_OUTCOME_SCAN]
+    found = _STATUS.search(head)
+    status = found.group(1).decode() if found else "Success"
+    return status, tuple(dict.fromkeys(c.decode() for c in _ERROR_CODE.findall(head)))
 
 
 async def _mtom_response(envelope: bytes, action: str, parts: tuple[OutPart, ...]) -> Response:
