@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 from lxml import etree
@@ -71,7 +71,7 @@ class _OfflineResolver(etree.Resolver):
         super().__init__()
         self._mapping = mapping
 
-    def resolve(self, url: str | None, pubid: str | None, context: object) -> object:
+    def resolve(self, url: str | None, pubid: str | None, context: Any) -> Any:
         if url in self._mapping:
             return self.resolve_filename(str(self._mapping[url]), context)
         if url and "://" in url and not url.startswith("file:"):
