@@ -143,7 +143,9 @@ class GatewayClient:
                 else:
                     root, attachments = await _read_limited(response, self.max_response_bytes), {}
                 status = response.status_code
-            return _retrieve_answer(status, root, attachments, community.home_community_id, self, new_file)
+            return _retrieve_answer(
+                status, root, attachments, community.home_community_id, self.max_response_bytes, new_file
+            )
         except BaseException as exc:
             for f in files:
                 f.abort()
@@ -194,16 +196,21 @@ def _unavailable(exc: BaseException, timeout: float) -> CommunityUnavailable:
     raise exc  # CancelledError, KeyboardInterrupt: not a community's fault
 
 
-def _query_answer(status: int, raw: bytes, home: str, max_bytes: int) -> CommunityAnswer:
+def _answer_body(status: int, raw: bytes, max_bytes: int) -> etree._Element:
+    """The body element of a community's SOAP answer; CommunityUnavailable for a fault or anything not SOAP."""
     try:
         envelope = parse_envelope(raw, max_bytes=max_bytes)
     except SoapFault as fault:
         what = f"HTTP {status}" if status != 200 else "the answer"
         raise CommunityUnavailable(f"{what} is not SOAP 1.2: {fault.reason}") from None
-    body = envelope.body
-    if body.tag == _FAULT:
-        reason = " ".join(t.strip() for t in body.itertext() if t.strip())
+    if envelope.body.tag == _FAULT:
+        reason = " ".join(t.strip() for t in envelope.body.itertext() if t.strip())
         raise CommunityUnavailable(f"SOAP fault: {reason[:300]}")
+    return envelope.body
+
+
+def _query_answer(status: int, raw: bytes, home: str, max_bytes: int) -> CommunityAnswer:
+    body = _answer_body(status, raw, max_bytes)
     if body.tag != _ADHOC_QUERY_RESPONSE or not body.get("status"):
         raise CommunityUnavailable(f"not an AdhocQueryResponse: <{etree.QName(body).text}>")
     errors = tuple(_located(e, home) for e in messages.registry_errors(body))
@@ -236,19 +243,12 @@ def _retrieve_answer(
     raw: bytes,
     attachments: Mapping[str, mtom.Attachment],
     home: str,
-    client: GatewayClient,
+    max_bytes: int,
     new_file: Callable[[], StagedFile],
 ) -> RetrievedFrom:
+    body = _answer_body(status, raw, max_bytes)
     try:
-        envelope = parse_envelope(raw, max_bytes=client.max_response_bytes)
-    except SoapFault as fault:
-        what = f"HTTP {status}" if status != 200 else "the answer"
-        raise CommunityUnavailable(f"{what} is not SOAP 1.2: {fault.reason}") from None
-    if envelope.body.tag == _FAULT:
-        reason = " ".join(t.strip() for t in envelope.body.itertext() if t.strip())
-        raise CommunityUnavailable(f"SOAP fault: {reason[:300]}")
-    try:
-        answer_status, errors, documents = xdsb.retrieve_response(envelope.body)
+        answer_status, errors, documents = xdsb.retrieve_response(body)
     except XDSError as exc:
         raise CommunityUnavailable(f"not a RetrieveDocumentSetResponse: {exc.code_context}") from None
     out: list[tuple[DocumentRequest, str, StagedFile]] = []
