@@ -23,7 +23,7 @@ from xds.registry import iti18
 from xds.repository import iti43
 from xds.soap.wsdl import render_wsdl
 from xds.web.repository import retrieve_parts
-from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest
+from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest, node_actor
 
 INITIATING_PATH = "/xca/initiating"
 
@@ -61,16 +61,14 @@ def initiating_actor(node: Node) -> SoapActor:
         answer = await initiating.retrieve(xdsb.retrieve_request(req.body), ctx)
         return await anyio.to_thread.run_sync(retrieve_parts, answer, node.documents)
 
-    return SoapActor(
+    return node_actor(
+        node,
         "Initiating Gateway",
         [
             Operation(iti18.TRANSACTION, query, messages.adhoc_query_failure),
             Operation(iti43.TRANSACTION, retrieve, xdsb.retrieve_failure),
         ],
         wsdl=initiating_wsdl,
-        max_request_bytes=node.settings.max_request_bytes,
-        new_sink=node.new_sink,
-        max_attachment_bytes=node.settings.max_attachment_bytes,
         on_shutdown=client.aclose,
     )
 

@@ -13,7 +13,7 @@ from xds.ebrim import messages, xdsb
 from xds.node import Node
 from xds.soap.wsdl import render_wsdl
 from xds.web.repository import retrieve_parts
-from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest
+from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest, node_actor
 
 PATH = "/xca/responding"
 
@@ -41,16 +41,14 @@ def responding_actor(node: Node) -> SoapActor:
         answer = iti39.cross_gateway_retrieve(xdsb.retrieve_request(req.body), retrieve_ctx)
         return retrieve_parts(answer, node.documents)
 
-    return SoapActor(
+    return node_actor(
+        node,
         "Responding Gateway",
         [
             Operation(iti38.TRANSACTION, query, messages.adhoc_query_failure),
             Operation(iti39.TRANSACTION, retrieve, xdsb.retrieve_failure),
         ],
         wsdl=responding_wsdl,
-        max_request_bytes=node.settings.max_request_bytes,
-        new_sink=node.new_sink,
-        max_attachment_bytes=node.settings.max_attachment_bytes,
     )
 
 

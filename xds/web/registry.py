@@ -6,7 +6,7 @@ from xds.ebrim import messages
 from xds.node import Node
 from xds.registry import iti18, iti42
 from xds.soap.wsdl import registry_wsdl
-from xds.web.soap import Operation, SoapActor, SoapRequest
+from xds.web.soap import Operation, SoapActor, SoapRequest, node_actor
 
 
 def registry_actor(node: Node) -> SoapActor:
@@ -20,16 +20,14 @@ def registry_actor(node: Node) -> SoapActor:
     def query(req: SoapRequest) -> bytes:
         return messages.adhoc_query_response(iti18.stored_query(messages.adhoc_query_request(req.body), query_ctx))
 
-    return SoapActor(
+    return node_actor(
+        node,
         "Document Registry",
         [
             Operation(iti42.TRANSACTION, register, messages.registry_failure),
             Operation(iti18.TRANSACTION, query, messages.adhoc_query_failure),
         ],
         wsdl=registry_wsdl,
-        max_request_bytes=node.settings.max_request_bytes,
-        new_sink=node.new_sink,
-        max_attachment_bytes=node.settings.max_attachment_bytes,
     )
 
 

@@ -22,7 +22,7 @@ from xds.soap import faults, mtom
 from xds.soap.faults import SoapFault
 from xds.soap.wsdl import repository_wsdl
 from xds.store.documents import FileDocumentStore, StagedFile
-from xds.web.soap import MtomReply, Operation, OutPart, SoapActor, SoapRequest, close_parts, file_part
+from xds.web.soap import MtomReply, Operation, OutPart, SoapActor, SoapRequest, close_parts, file_part, node_actor
 
 READ_AHEAD_DOCUMENT: Final = 2 * 1024 * 1024
 """Documents up to this size are read in the handler's thread, in one go."""
@@ -98,16 +98,14 @@ def repository_actor(node: Node) -> SoapActor:
     def retrieve(req: SoapRequest) -> MtomReply:
         return retrieve_parts(iti43.retrieve(xdsb.retrieve_request(req.body), retrieve_ctx), store)
 
-    return SoapActor(
+    return node_actor(
+        node,
         "Document Repository",
         [
             Operation(iti41.TRANSACTION, provide, messages.registry_failure),
             Operation(iti43.TRANSACTION, retrieve, xdsb.retrieve_failure),
         ],
         wsdl=repository_wsdl,
-        max_request_bytes=node.settings.max_request_bytes,
-        new_sink=node.new_sink,
-        max_attachment_bytes=node.settings.max_attachment_bytes,
     )
 
 

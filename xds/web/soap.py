@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from xds.errors import RegistryErrorItem, XDSError
+from xds.node import Node
 from xds.registry.transactions import Transaction
 from xds.soap import faults, mtom
 from xds.soap.envelope import CONTENT_TYPE, Envelope, parse_envelope, render_envelope
@@ -127,6 +128,26 @@ class Operation:
 
 class _TooLarge(Exception):
     pass
+
+
+def node_actor(
+    node: Node,
+    name: str,
+    operations: list[Operation],
+    *,
+    wsdl: Callable[[str], bytes],
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> SoapActor:
+    """An actor of ``node``: its request limits, and MTOM attachments staged in its document store."""
+    return SoapActor(
+        name,
+        operations,
+        wsdl=wsdl,
+        max_request_bytes=node.settings.max_request_bytes,
+        new_sink=node.new_sink,
+        max_attachment_bytes=node.settings.max_attachment_bytes,
+        on_shutdown=on_shutdown,
+    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -341,4 +362,5 @@ __all__ = [
     "SoapRequest",
     "close_parts",
     "file_part",
+    "node_actor",
 ]
