@@ -18,13 +18,14 @@ timeout = deadline = --deadline``. An httpx async client in this process sends I
   (every one answers after ``--latency-ms``, so the slowest answers then), target <= 5 ms; also minus the floor's
   p50;
 - (c) ``--in-flight`` fan-outs at once (all answering): peak RSS of the node (target: within 256 MiB), how many
-  answered, with what status, and how long the last took. No floor: the same fan-outs at once through one bare
-  httpx pool spend minutes in httpcore's pool assignment (O(connections x queued requests)), and one client per
-  fan-out runs into connection set-up limits; neither is a useful bound.
+  answered, with what status, and how long the last took. No floor: :class:`Floor` holds one socket per
+  community, so it cannot run fan-outs side by side.
 
-Floor, in this process in the same run: the same fan-out (the same ITI-38 envelope to every community at once)
-with a bare ``httpx.AsyncClient`` (the node's pool limits), no gateway logic: (a) ``asyncio.wait`` with the
-deadline, (b) all answers read.
+Floor, in this process in the same run (:class:`Floor`): the same fan-out done with the least a Python gateway
+does: kept-alive asyncio sockets, request bytes rendered once, the node's hardened XML parse of every answer and
+one serialization of the merged objects; (a) ``asyncio.wait`` with the deadline, (b) every answer. This process
+runs on uvloop when it is installed, as ``xds serve`` does.
+
 Prints a table and writes ``benchmarks/results/xca-<UTC time>.json``. See benchmarks/README.md.
 """
 
@@ -43,12 +44,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness; this script never imports the xca package
 
@@ -58,7 +61,9 @@ from xds import samples
 from xds import vocabulary as v
 from xds.config import Settings
 from xds.ebrim import messages
+from xds.ebrim.parser import parse_xml
 from xds.model.messages import QueryParameter, StoredQueryRequest
+from xds.namespaces import RIM
 from xds.node import Node
 from xds.registry import iti18, iti42
 from xds.soap.envelope import render_envelope, request_envelope, soap_content_type
@@ -68,6 +73,7 @@ TARGET_OVERHEAD_MS = 5.0
 TARGET_RSS_MIB = 256.0
 CLIENT_TIMEOUT = 300.0
 HOME_MARK = "@@HOME@@"
+_T = TypeVar("_T")
 NODE_HOME = "urn:oid:1.3.6.1.4.1.21367.2017.2.6.400"
 PATIENT = samples.patient("bench-xca")
 
@@ -305,20 +311,60 @@ async def ask(client: httpx.AsyncClient, url: str, envelope: bytes) -> Answer:
     )
 
 
-async def floor_fanout(client: httpx.AsyncClient, urls: list[str], envelope: bytes, deadline: float) -> float:
-    """The same fan-out with a bare client: every POST at once, every answer read, or the deadline."""
-    headers = {"content-type": soap_content_type(v.ACTION_CROSS_GATEWAY_QUERY)}
+class Floor:
+    """The least a Python gateway does per fan-out, in this process: one kept-alive asyncio socket per community,
+    the ITI-38 request bytes rendered once, the answer framed by its Content-Length, parsed with the node's
+    hardened parser, and the objects of all answers serialized into one AdhocQueryResponse. No HTTP library,
+    no per-community error handling, no WS-Addressing checks, no deadline bookkeeping beyond ``asyncio.wait``."""
 
-    async def one(url: str) -> bytes:
-        return (await client.post(url, content=envelope, headers=headers)).content
+    def __init__(self, port: int, urls: list[str], envelope: bytes) -> None:
+        self.port = port
+        self.requests = [
+            b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n%s"
+            % (
+                httpx.URL(u).raw_path,
+                soap_content_type(v.ACTION_CROSS_GATEWAY_QUERY).encode(),
+                len(envelope),
+                envelope,
+            )
+            for u in urls
+        ]
+        self.conns: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
 
-    started = time.perf_counter()
-    tasks = [asyncio.ensure_future(one(u)) for u in urls]
-    _, pending = await asyncio.wait(tasks, timeout=deadline)
-    for t in pending:
-        t.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    return time.perf_counter() - started
+    async def _one(self, n: int) -> list[bytes]:
+        if n not in self.conns:
+            self.conns[n] = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self.conns[n]
+        try:
+            writer.write(self.requests[n])
+            head = await reader.readuntil(b"\r\n\r\n")
+            match = _CONTENT_LENGTH.search(head)
+            raw = await reader.readexactly(int(match.group(1)) if match else 0)
+        except BaseException:
+            del self.conns[n]  # a request is outstanding on it: never reuse
+            writer.close()
+            raise
+        objects = parse_xml(raw).find(f".//{{{RIM}}}RegistryObjectList")
+        return [etree.tostring(c) for c in objects] if objects is not None else []
+
+    async def fanout(self, deadline: float) -> float:
+        """Seconds until every answer is parsed and the merged answer serialized, or the deadline."""
+        started = time.perf_counter()
+        tasks = [asyncio.ensure_future(self._one(n)) for n in range(len(self.requests))]
+        done, pending = await asyncio.wait(tasks, timeout=deadline)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        merged = b"".join(b"".join(t.result()) for t in done)
+        _ = b'<query:AdhocQueryResponse status="Success"><rim:RegistryObjectList>%s</rim:RegistryObjectList>' % merged
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        for _, writer in self.conns.values():
+            writer.close()
+
+
+_CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
 
 
 def p50(xs: list[float]) -> float:
@@ -332,7 +378,6 @@ async def measure(opts: Options, node: InitiatingNode, fakes: Fakes) -> tuple[li
     )
     urls = [fakes.url(n) for n in range(opts.communities)]
     limits = httpx.Limits(max_connections=opts.in_flight + 10, max_keepalive_connections=opts.in_flight + 10)
-    node_like = httpx.Limits(max_connections=200, max_keepalive_connections=50)  # the node's GatewayClient pool
     timeout = httpx.Timeout(CLIENT_TIMEOUT)
     rows: list[Row] = []
     details: dict[str, Any] = {}
@@ -342,10 +387,8 @@ async def measure(opts: Options, node: InitiatingNode, fakes: Fakes) -> tuple[li
         body=messages.render_adhoc_query_request(find_documents(community_home(0))),
         to=urls[0],
     )
-    async with (
-        httpx.AsyncClient(limits=limits, timeout=timeout) as client,
-        httpx.AsyncClient(limits=node_like, timeout=timeout) as bare,
-    ):
+    floor = Floor(fakes.port, urls, cx38)
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
         # (a) one community silent
         fakes.silence(silent)
         log(f"(a) community {silent} silent, {opts.rounds} rounds")
@@ -356,10 +399,8 @@ async def measure(opts: Options, node: InitiatingNode, fakes: Fakes) -> tuple[li
             a = await ask(client, gateway, query)
             answers_a.append(a)
             late.append((a.seconds - opts.deadline) * 1000)
-        await floor_fanout(bare, urls, cx38, opts.deadline)  # warm-up: connect to every community
-        floor_late = [
-            (await floor_fanout(bare, urls, cx38, opts.deadline) - opts.deadline) * 1000 for _ in range(opts.rounds)
-        ]
+        await floor.fanout(opts.deadline)  # warm-up: connect to every community
+        floor_late = [(await floor.fanout(opts.deadline) - opts.deadline) * 1000 for _ in range(opts.rounds)]
         ok_a = all(a.status == "PartialSuccess" and a.unavailable == 1 for a in answers_a)
         rows.append(
             Row(
@@ -392,7 +433,7 @@ async def measure(opts: Options, node: InitiatingNode, fakes: Fakes) -> tuple[li
         log(f"(b) all answering, {opts.repeat} queries, each with the floor")
         for _ in range(3):
             await ask(client, gateway, query)
-            await floor_fanout(bare, urls, cx38, opts.deadline * 5)
+            await floor.fanout(opts.deadline * 5)
         times: list[float] = []
         floor_times: list[float] = []
         answers_b: list[Answer] = []
@@ -400,7 +441,7 @@ async def measure(opts: Options, node: InitiatingNode, fakes: Fakes) -> tuple[li
             a = await ask(client, gateway, query)
             answers_b.append(a)
             times.append(a.seconds * 1000)
-            floor_times.append(await floor_fanout(bare, urls, cx38, opts.deadline * 5) * 1000)
+            floor_times.append(await floor.fanout(opts.deadline * 5) * 1000)
         overhead = p50(times) - p50(floor_times)
         ok_b = all(a.status == "Success" and a.objects == 3 * opts.communities for a in answers_b)
         rows.append(
@@ -487,7 +528,16 @@ async def measure(opts: Options, node: InitiatingNode, fakes: Fakes) -> tuple[li
             "complete": complete,
             "latency_s": sorted(a.seconds for a in answers_c),
         }
+    floor.close()
     return rows, details
+
+
+def _run_loop(main: Coroutine[Any, Any, _T]) -> _T:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def run(opts: Options) -> int:
@@ -503,7 +553,7 @@ def run(opts: Options) -> int:
         fakes = Fakes(workdir, opts)
         node = InitiatingNode(workdir, fakes, opts)
         log(f"node at {node.url}, {opts.communities} communities at :{fakes.port}, latency {opts.latency_ms:g} ms")
-        rows, details = asyncio.run(measure(opts, node, fakes))
+        rows, details = _run_loop(measure(opts, node, fakes))
         details["server_log_tail"] = node.log_path.read_bytes()[-3000:].decode("utf-8", "replace")
     except Exception as exc:
         log(f"FAILED: {type(exc).__name__}: {exc}")
