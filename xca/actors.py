@@ -2,7 +2,8 @@
 
 ``/xca/responding`` answers other communities (:mod:`xca.responding`); ``/xca/initiating`` answers local
 consumers with the merged answers of every community (:mod:`xca.initiating`). The community directory is read
-once, when the application is built (``xds community add`` takes effect at the next start).
+when the application is built (an invalid one stops the start) and again every few seconds while it runs, so
+``xds community add|remove`` takes effect without a restart.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import anyio
 
 from xca import initiating
 from xca.client import GatewayClient
-from xca.directory import load_directory
+from xca.directory import RefreshingDirectory, load_directory
 from xca.initiating import InitiatingContext
 from xca.iti38 import RespondingContext
 from xca.iti39 import RetrieveGatewayContext
@@ -40,7 +41,7 @@ def initiating_actor(node: Node) -> SoapActor:
     client = GatewayClient(max_response_bytes=settings.gateway_max_response_bytes)
     ctx = InitiatingContext(
         home_community_id=node.home_community_id,
-        directory=load_directory(settings, node.store, exclude=node.home_community_id),
+        directory=RefreshingDirectory(lambda: load_directory(settings, node.store, exclude=node.home_community_id)),
         client=client,
         local=RespondingContext(home_community_id=node.home_community_id, query=node.query_context()),
         local_retrieve=RetrieveGatewayContext(

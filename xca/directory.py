@@ -1,8 +1,10 @@
 """The community directory: homeCommunityId -> a remote community's endpoints, patient-id domain and TLS.
 
-Theory of operation: the directory is built once per node start (:func:`load_directory`) from two sources, the
-``[[communities]]`` tables of the configuration file and the entries added with ``xds community add`` (the
-``community`` table). A homeCommunityId in both is an error, not a precedence rule: the operator removes one.
+Theory of operation: the directory is built (:func:`load_directory`) from two sources, the ``[[communities]]``
+tables of the configuration file and the entries added with ``xds community add`` (the ``community`` table).
+A running gateway holds a :class:`RefreshingDirectory`, which builds it again at most every few seconds, so
+``xds community add|remove`` reaches every worker without a restart. A homeCommunityId in both sources is an
+error, not a precedence rule: the operator removes one.
 This node's own homeCommunityId is never an entry (the node answers itself in-process); one found is dropped
 with a warning. The entry types and their validation live in :mod:`xds.communities` (the command line uses
 them, and ``xds`` never imports ``xca``) and are re-exported here.
@@ -14,7 +16,8 @@ domains need no mapping); otherwise ``assigning_authority`` names the OID of the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from xds.communities import SOURCE_CONFIG, SOURCE_DATABASE, Community, Tls, community_from_mapping
@@ -50,6 +53,57 @@ class Directory:
 
     def __contains__(self, home_community_id: object) -> bool:
         return home_community_id in self._by_id
+
+
+DEFAULT_REFRESH_SECONDS = 5.0
+
+
+class RefreshingDirectory(Directory):
+    """A directory built again by ``load`` when it is older than ``every`` seconds (checked on use).
+
+    A rebuild that fails (the database is unreachable; an entry became invalid, such as a TLS file that is
+    gone) keeps the last good directory and logs the error: a directory problem never stops the gateway.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Directory],
+        *,
+        every: float = DEFAULT_REFRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(())
+        self._load, self._every, self._clock = load, every, clock
+        self._current = load()
+        self._loaded_at = clock()
+
+    def _fresh(self) -> Directory:
+        now = self._clock()
+        if now - self._loaded_at >= self._every:
+            self._loaded_at = now
+            try:
+                self._current = self._load()
+            except Exception as exc:  # any failure keeps the last good directory
+                log.error(
+                    "the community directory could not be read again; the last good one stays in use",
+                    extra={"error": f"{type(exc).__name__}: {exc}"},
+                )
+        return self._current
+
+    def all(self) -> list[Community]:
+        return self._fresh().all()
+
+    def get(self, home_community_id: str) -> Community | None:
+        return self._fresh().get(home_community_id)
+
+    def __len__(self) -> int:
+        return len(self._fresh())
+
+    def __iter__(self) -> Iterator[Community]:
+        return iter(self._fresh())
+
+    def __contains__(self, home_community_id: object) -> bool:
+        return home_community_id in self._fresh()
 
 
 def load_directory(settings: Settings, store: SqlRegistryStore, *, exclude: str = "") -> Directory:
@@ -89,4 +143,12 @@ def _entry(data: Mapping[str, Any], source: str, where: str) -> Community:
         raise ValueError(f"{where}: {exc}") from None
 
 
-__all__ = ["Community", "Directory", "Tls", "community_from_mapping", "load_directory"]
+__all__ = [
+    "DEFAULT_REFRESH_SECONDS",
+    "Community",
+    "Directory",
+    "RefreshingDirectory",
+    "Tls",
+    "community_from_mapping",
+    "load_directory",
+]

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from xca.directory import Community, Directory, Tls, community_from_mapping, load_directory
+from xca.directory import (
+    Community,
+    Directory,
+    RefreshingDirectory,
+    Tls,
+    community_from_mapping,
+    load_directory,
+)
 from xds.communities import community_to_mapping
 from xds.config import ConfigError, Settings, load_settings
 from xds.node import Node
@@ -280,3 +287,34 @@ def test_own_community_is_dropped_with_a_warning(
     d = load_directory(dataclasses.replace(settings, communities=()), node.store, exclude="urn:oid:1.2.3.4.7")
     assert len(d) == 0 and len(caplog.records) == 1
     assert len(load_directory(settings, node.store, exclude="urn:oid:9.9")) == 3 and len(caplog.records) == 1
+
+
+# --- a running gateway's directory -----------------------------------------------------------------------------
+
+
+def test_refreshing_directory_sees_database_changes_after_its_interval(node: Node, settings: Settings) -> None:
+    now = [100.0]
+    d = RefreshingDirectory(lambda: load_directory(settings, node.store), every=5.0, clock=lambda: now[0])
+    assert len(d) == 0
+    node.store.add_community(entry())
+    now[0] += 4.9
+    assert HOME not in d  # not yet: at most one read per interval
+    now[0] += 0.1
+    assert HOME in d and d.get(HOME) is not None and [c.home_community_id for c in d] == [HOME]
+    node.store.remove_community(HOME)
+    now[0] += 5.0
+    assert d.all() == [] and d.get(HOME) is None
+
+
+def test_refreshing_directory_keeps_the_last_good_one_when_a_read_fails(
+    node: Node, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [0.0]
+    node.store.add_community(entry())
+    source = [settings]
+    d = RefreshingDirectory(lambda: load_directory(source[0], node.store), every=1.0, clock=lambda: now[0])
+    source[0] = dataclasses.replace(settings, communities=(entry(),))  # now named in the file and in the database
+    now[0] += 1.0
+    with caplog.at_level(logging.ERROR, logger="xca.directory"):
+        assert HOME in d and len(d) == 1
+    assert "last good one stays in use" in caplog.text
