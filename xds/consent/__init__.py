@@ -1,0 +1,1 @@
+"""Consent: who may see which patient's documents (ARCHITECTURE.md §7)."""
