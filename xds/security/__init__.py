@@ -1,0 +1,1 @@
+"""Requester identity: XUA SAML assertions (ITI-40) and TLS."""
