@@ -150,6 +150,10 @@ class RepositoryDocument(Base):
     entry_uuid: Mapped[str] = mapped_column(_ID)
     stored_at: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(8))
+    patient_id: Mapped[str | None] = mapped_column(_ID)
+    """The DocumentEntry's patient, for the consent gate of ITI-43 (also with a remote registry)."""
+    category: Mapped[str | None] = mapped_column(String(320))
+    """The DocumentEntry's classCode code (the consent gate's data category)."""
 
 
 class PatientAlias(Base):
@@ -197,9 +201,65 @@ class CommunityEntry(Base):
     added: Mapped[str] = mapped_column(String(32))
 
 
+class ConsentRow(Base):
+    """One consent directive of a patient in the local consent registry (``xds consent grant|deny``).
+
+    ``who`` is ``everyone``, ``community`` (``who_id`` a homeCommunityId), ``organisation`` (``who_id`` a URA)
+    or ``emergency`` (a refusal of emergency access); ``category`` "" means every data category. Validity is
+    ``[valid_from, valid_until)`` in ISO 8601 UTC ("" = open). A revoked directive stays, with ``revoked`` set.
+    """
+
+    __tablename__ = "consent"
+
+    id: Mapped[int] = mapped_column(_KEY, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(_ID, index=True)
+    decision: Mapped[str] = mapped_column(String(8))
+    who: Mapped[str] = mapped_column(String(16))
+    who_id: Mapped[str] = mapped_column(String(128))
+    category: Mapped[str] = mapped_column(String(320))
+    valid_from: Mapped[str] = mapped_column(String(32))
+    valid_until: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(256))
+    recorded: Mapped[str] = mapped_column(String(32))
+    revoked: Mapped[str | None] = mapped_column(String(32))
+
+
+class EmergencyAccessRow(Base):
+    """A record that emergency access opened a patient's data, kept so the patient can be told."""
+
+    __tablename__ = "emergency_access"
+
+    id: Mapped[int] = mapped_column(_KEY, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(_ID, index=True)
+    at: Mapped[str] = mapped_column(String(32))
+    requester: Mapped[str] = mapped_column(String(512))
+    organisation_id: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(512))
+    notified: Mapped[str | None] = mapped_column(String(32))
+
+
+class AuditRecordRow(Base):
+    """The durable ATNA spool: one DICOM audit message per row, until the forwarder delivered it (``sent``)."""
+
+    __tablename__ = "audit_record"
+
+    id: Mapped[int] = mapped_column(_KEY, primary_key=True, autoincrement=True)
+    recorded: Mapped[str] = mapped_column(String(32), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[int] = mapped_column(Integer)
+    patient_id: Mapped[str | None] = mapped_column(_ID, index=True)
+    xml: Mapped[str] = mapped_column(Text)
+    sent: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_audit_record_unsent", "sent", "id"),)
+
+
 __all__ = [
+    "AuditRecordRow",
     "Base",
     "CommunityEntry",
+    "ConsentRow",
+    "EmergencyAccessRow",
     "NodeSetting",
     "ObjectAuthor",
     "ObjectCode",

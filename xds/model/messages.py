@@ -99,6 +99,10 @@ class StoredDocument:
     mime_type: str
     content: DocumentContent
     entry_uuid: str = ""
+    patient_id: str = ""
+    """The DocumentEntry's patient (the consent gate asks about it)."""
+    category: str = ""
+    """The DocumentEntry's classCode code (the consent gate's data category)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

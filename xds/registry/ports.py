@@ -95,6 +95,10 @@ class RegistryStore(Protocol):
         """True when the patient id was fed to the registry."""
         ...
 
+    def consent_keys(self, ids: Collection[str]) -> dict[str, tuple[str, str]]:
+        """(patient id, data category) of the objects among ``ids`` that belong to a patient."""
+        ...
+
 
 __all__ = [
     "KIND_ASSOCIATION",

@@ -87,7 +87,12 @@ def _prepare(req: ProvideAndRegisterRequest, repository: str) -> tuple[Submissio
         entries.append(dataclasses.replace(de, hash=content.sha1, size=content.size, repository_unique_id=repository))
         held.append(
             StoredDocument(
-                repository_unique_id=repository, unique_id=de.unique_id, mime_type=de.mime_type, content=content
+                repository_unique_id=repository,
+                unique_id=de.unique_id,
+                mime_type=de.mime_type,
+                content=content,
+                patient_id=str(de.patient_id) if de.patient_id is not None else "",
+                category=de.class_code.code if de.class_code is not None else "",
             )
         )
     described = {de.id for de in req.submission.document_entries}

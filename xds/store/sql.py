@@ -272,12 +272,19 @@ class SqlTx:
                 "entry_uuid": d.entry_uuid,
                 "stored_at": stamp,
                 "state": state,
+                "patient_id": d.patient_id or None,
+                "category": d.category or None,
             }
             for d in documents
             if (d.repository_unique_id, d.unique_id) not in known
         ]
         if rows:
             self.conn.execute(insert(RD), rows)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _stored_document(r: Any) -> StoredDocument:
@@ -287,6 +294,8 @@ def _stored_document(r: Any) -> StoredDocument:
         mime_type=r.mime_type,
         entry_uuid=r.entry_uuid,
         content=DocumentContent(ref="", size=r.size, sha1=r.sha1, sha256=r.sha256),
+        patient_id=r.patient_id or "",
+        category=r.category or "",
     )
 
 
@@ -356,6 +365,10 @@ class SqlRegistryStore:
         with self._write_lock, self._writer.begin() as conn:
             yield conn
 
+    def writing(self) -> AbstractContextManager[Connection]:
+        """A write transaction on the node's writer queue, for the other stores of this database."""
+        return self._write()
+
     @contextmanager
     def transaction(self) -> Iterator[SqlTx]:
         try:
@@ -375,6 +388,30 @@ class SqlRegistryStore:
     def patient_known(self, patient_id: str) -> bool:
         with self.engine.connect() as conn:
             return SqlTx(conn).patient_known(patient_id)
+
+    def consent_keys(self, ids: Collection[str]) -> dict[str, tuple[str, str]]:
+        """(patient id, data category) of the DocumentEntries, SubmissionSets and Folders among ``ids``.
+
+        The category is a DocumentEntry's classCode code ("" for the others). Ids of associations and of
+        unknown objects are absent from the answer.
+        """
+        if not ids:
+            return {}
+        found: dict[int, tuple[str, str]] = {}
+        with self._reader.connect() as conn:
+            for chunk in _chunks(list(ids), 500):
+                rows = conn.execute(
+                    select(RO.c.seq, RO.c.id, RO.c.patient_id).where(RO.c.id.in_(chunk), RO.c.patient_id.is_not(None))
+                )
+                found.update({int(r.seq): (r.id, r.patient_id) for r in rows})
+            categories: dict[int, str] = {}
+            for seqs in _chunks(list(found), 500):
+                codes = conn.execute(
+                    select(OC.c.object_seq, OC.c.value).where(OC.c.object_seq.in_(seqs), OC.c.scheme == v.DE_CLASS_CODE)
+                )
+                for r in codes:
+                    categories.setdefault(int(r.object_seq), r.value.split("^^", 1)[0])
+        return {oid: (patient, categories.get(seq, "")) for seq, (oid, patient) in found.items()}
 
     def add_patient(self, patient_id: str) -> bool:
         """Feed a patient id; False when it was already known."""
