@@ -18,11 +18,14 @@ from xca.iti38 import RespondingContext
 from xca.iti39 import RetrieveGatewayContext
 from xca.responding import PATH as RESPONDING_PATH
 from xca.responding import responding_actor
+from xds.audit import transactions as tx
+from xds.audit.transactions import AuditNode
 from xds.ebrim import messages, xdsb
 from xds.node import Node
 from xds.registry import iti18
 from xds.repository import iti43
 from xds.soap.wsdl import render_wsdl
+from xds.web import audits
 from xds.web.repository import retrieve_parts
 from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest, node_actor
 
@@ -52,24 +55,33 @@ def initiating_actor(node: Node) -> SoapActor:
         aliases=node.store.aliases,
         timeout=settings.gateway_timeout,
         deadline=settings.gateway_deadline,
+        gate=node.gate(),
     )
 
+    def where() -> AuditNode:
+        return node.audit_node
+
     async def query(req: SoapRequest) -> bytes:
-        answer = await initiating.query(messages.adhoc_query_request(req.body), ctx)
+        answer = await initiating.query(messages.adhoc_query_request(req.body), ctx, req.requester)
         return messages.adhoc_query_response(answer)
 
     async def retrieve(req: SoapRequest) -> MtomReply:
-        answer = await initiating.retrieve(xdsb.retrieve_request(req.body), ctx)
+        answer = await initiating.retrieve(xdsb.retrieve_request(req.body), ctx, req.requester)
         return await anyio.to_thread.run_sync(retrieve_parts, answer, node.documents)
 
     return node_actor(
         node,
         "Initiating Gateway",
         [
-            Operation(iti18.TRANSACTION, query, messages.adhoc_query_failure),
-            Operation(iti43.TRANSACTION, retrieve, xdsb.retrieve_failure),
+            Operation(
+                iti18.TRANSACTION, query, messages.adhoc_query_failure, audits.query(where, tx.registry_stored_query)
+            ),
+            Operation(
+                iti43.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(where, tx.retrieve_document_set)
+            ),
         ],
         wsdl=initiating_wsdl,
+        role="initiating",
         on_shutdown=client.aclose,
     )
 

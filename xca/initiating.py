@@ -38,6 +38,8 @@ from xca.directory import Community, Directory
 from xca.iti38 import PATIENT_QUERIES, RespondingContext
 from xca.iti39 import RetrieveGatewayContext
 from xds import vocabulary as v
+from xds.consent.gate import Gate
+from xds.consent.model import Requester
 from xds.errors import (
     ErrorCode,
     MissingHomeCommunityId,
@@ -58,6 +60,7 @@ from xds.model.messages import (
     outcome_status,
 )
 from xds.model.metadata import ObjectRef
+from xds.registry import iti18
 from xds.store.documents import StagedFile
 
 T = TypeVar("T")
@@ -89,16 +92,30 @@ class InitiatingContext:
     aliases: Callable[[str], list[str]] | None = None
     """A fed patient's ids in other domains (``xds patient alias``), for communities with their own
     assigning authority."""
+    gate: Gate | None = None
+    """The consent gate: a FindX query for a patient the requester may not see is asked of no community."""
 
 
-async def query(request: StoredQueryRequest, ctx: InitiatingContext) -> QueryResponse:
-    """Answer a consumer's ITI-18 with the merged answers of the communities it concerns."""
+async def query(
+    request: StoredQueryRequest, ctx: InitiatingContext, requester: Requester = iti18.ANONYMOUS
+) -> QueryResponse:
+    """Answer a consumer's ITI-18 with the merged answers of the communities it concerns.
+
+    Consent: a FindX query names one patient; when the gate denies ``requester`` that patient, no community
+    is asked and the answer is an empty Success (as for a patient with no documents). Our own community's
+    answer also passes the registry's gate per data category; remote communities decide for themselves.
+    """
     remote, local = _targets(request, ctx)
+    patient = _patient(request)
+    if ctx.gate is not None and patient:
+        decision = await anyio.to_thread.run_sync(ctx.gate.decide, patient, requester)
+        if not decision.permit:
+            return QueryResponse(status=v.RESPONSE_SUCCESS)
     started = time.monotonic()
     calls: dict[str, Awaitable[CommunityAnswer]] = {}
     notes: list[RegistryErrorItem] = []
     if local:
-        calls[ctx.home_community_id] = _ask_local(request, ctx)
+        calls[ctx.home_community_id] = _ask_local(request, ctx, requester)
     translate = await _translator(request, ctx, remote)
     for community in remote:
         addressed = translate(dataclasses.replace(request, home=community.home_community_id), community)
@@ -174,10 +191,16 @@ def _targets(request: StoredQueryRequest, ctx: InitiatingContext) -> tuple[list[
     return [community], False
 
 
-async def _ask_local(request: StoredQueryRequest, ctx: InitiatingContext) -> CommunityAnswer:
+def _patient(request: StoredQueryRequest) -> str:
+    """The patient id a FindX query names ("" for a GetX query)."""
+    param = next((p for p in request.parameters if p.name in PATIENT_PARAMETERS), None)
+    return param.values[0].strip().strip("'") if param is not None and param.values else ""
+
+
+async def _ask_local(request: StoredQueryRequest, ctx: InitiatingContext, requester: Requester) -> CommunityAnswer:
     addressed = dataclasses.replace(request, home=ctx.home_community_id)
     try:
-        answer = await anyio.to_thread.run_sync(iti38.cross_gateway_query, addressed, ctx.local)
+        answer = await anyio.to_thread.run_sync(iti38.cross_gateway_query, addressed, ctx.local, requester)
     except XDSError as exc:
         return CommunityAnswer(status=v.RESPONSE_FAILURE, errors=exc.items())
     return CommunityAnswer(status=answer.status, errors=answer.errors, leaf=answer.leaf, refs=answer.refs)
@@ -201,7 +224,9 @@ async def _gather(calls: Mapping[str, Awaitable[T]], deadline: float) -> dict[st
     return out
 
 
-async def retrieve(request: RetrieveRequest, ctx: InitiatingContext) -> RetrieveResponse:
+async def retrieve(
+    request: RetrieveRequest, ctx: InitiatingContext, requester: Requester = iti18.ANONYMOUS
+) -> RetrieveResponse:
     """Answer a consumer's ITI-43: one ITI-39 per community (ours in-process), all at once, merged.
 
     A DocumentRequest without HomeCommunityId is for our own community. A remote document's content is a
@@ -226,7 +251,7 @@ async def retrieve(request: RetrieveRequest, ctx: InitiatingContext) -> Retrieve
     for home, docs in groups.items():
         sub = RetrieveRequest(documents=tuple(docs))
         if home == ctx.home_community_id:
-            calls[home] = anyio.to_thread.run_sync(iti39.cross_gateway_retrieve, sub, ctx.local_retrieve)
+            calls[home] = anyio.to_thread.run_sync(iti39.cross_gateway_retrieve, sub, ctx.local_retrieve, requester)
         else:
             community = ctx.directory.get(home)
             assert community is not None

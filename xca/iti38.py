@@ -24,6 +24,7 @@ from typing import Final
 from xml.sax.saxutils import quoteattr
 
 from xds import vocabulary as v
+from xds.consent.model import Requester
 from xds.errors import MissingHomeCommunityId, UnknownCommunity
 from xds.model.messages import QueryResponse, StoredQueryRequest
 from xds.registry import iti18
@@ -56,8 +57,11 @@ class RespondingContext:
     query: QueryContext
 
 
-def cross_gateway_query(request: StoredQueryRequest, ctx: RespondingContext) -> QueryResponse:
-    """Answer ITI-38 from this community's registry, every returned object carrying ``home``."""
+def cross_gateway_query(
+    request: StoredQueryRequest, ctx: RespondingContext, requester: Requester = iti18.ANONYMOUS
+) -> QueryResponse:
+    """Answer ITI-38 from this community's registry for ``requester`` (through the consent gate), every returned
+    object carrying ``home``."""
     home = request.home.strip()
     if not home and request.query_id not in PATIENT_QUERIES:
         raise MissingHomeCommunityId(
@@ -66,7 +70,8 @@ def cross_gateway_query(request: StoredQueryRequest, ctx: RespondingContext) -> 
         )
     if home and home != ctx.home_community_id:
         raise UnknownCommunity(f"homeCommunityId {home} is not this community", location=home)
-    answer = iti18.stored_query(request, dataclasses.replace(ctx.query, home_community_id=ctx.home_community_id))
+    query_ctx = dataclasses.replace(ctx.query, home_community_id=ctx.home_community_id)
+    answer = iti18.stored_query(request, query_ctx, requester)
     return dataclasses.replace(answer, leaf=tuple(with_home(f, ctx.home_community_id) for f in answer.leaf))
 
 

@@ -18,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from xds import vocabulary as v
+from xds.consent.model import Requester
 from xds.errors import MissingHomeCommunityId, RegistryErrorItem, UnknownCommunity
 from xds.model.messages import RetrieveRequest, RetrieveResponse, outcome_status
 from xds.registry.transactions import Transaction
@@ -43,8 +44,10 @@ class RetrieveGatewayContext:
     retrieve: RetrieveContext
 
 
-def cross_gateway_retrieve(request: RetrieveRequest, ctx: RetrieveGatewayContext) -> RetrieveResponse:
-    """Answer ITI-39 from this community's repository."""
+def cross_gateway_retrieve(
+    request: RetrieveRequest, ctx: RetrieveGatewayContext, requester: Requester = iti43.ANONYMOUS
+) -> RetrieveResponse:
+    """Answer ITI-39 from this community's repository for ``requester`` (through the consent gate)."""
     errors: list[RegistryErrorItem] = []
     ours = []
     for d in request.documents:
@@ -62,7 +65,7 @@ def cross_gateway_retrieve(request: RetrieveRequest, ctx: RetrieveGatewayContext
             ours.append(d)
     if not ours:
         return RetrieveResponse(status=v.RESPONSE_FAILURE, errors=tuple(errors))
-    answer = iti43.retrieve(dataclasses.replace(request, documents=tuple(ours)), ctx.retrieve)
+    answer = iti43.retrieve(dataclasses.replace(request, documents=tuple(ours)), ctx.retrieve, requester)
     errors += answer.errors
     documents = tuple(dataclasses.replace(d, home_community_id=ctx.home_community_id) for d in answer.documents)
     status = outcome_status(succeeded=bool(documents), failed=bool(errors))

@@ -9,9 +9,12 @@ from __future__ import annotations
 from xca import iti38, iti39
 from xca.iti38 import RespondingContext
 from xca.iti39 import RetrieveGatewayContext
+from xds.audit import transactions as tx
+from xds.audit.transactions import AuditNode
 from xds.ebrim import messages, xdsb
 from xds.node import Node
 from xds.soap.wsdl import render_wsdl
+from xds.web import audits
 from xds.web.repository import retrieve_parts
 from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest, node_actor
 
@@ -33,22 +36,30 @@ def responding_actor(node: Node) -> SoapActor:
     query_ctx = RespondingContext(home_community_id=node.home_community_id, query=node.query_context())
     retrieve_ctx = RetrieveGatewayContext(home_community_id=node.home_community_id, retrieve=node.retrieve_context())
 
+    def where() -> AuditNode:
+        return node.audit_node
+
     def query(req: SoapRequest) -> bytes:
         request = messages.adhoc_query_request(req.body)
-        return messages.adhoc_query_response(iti38.cross_gateway_query(request, query_ctx))
+        return messages.adhoc_query_response(iti38.cross_gateway_query(request, query_ctx, req.requester))
 
     def retrieve(req: SoapRequest) -> MtomReply:
-        answer = iti39.cross_gateway_retrieve(xdsb.retrieve_request(req.body), retrieve_ctx)
+        answer = iti39.cross_gateway_retrieve(xdsb.retrieve_request(req.body), retrieve_ctx, req.requester)
         return retrieve_parts(answer, node.documents)
 
     return node_actor(
         node,
         "Responding Gateway",
         [
-            Operation(iti38.TRANSACTION, query, messages.adhoc_query_failure),
-            Operation(iti39.TRANSACTION, retrieve, xdsb.retrieve_failure),
+            Operation(
+                iti38.TRANSACTION, query, messages.adhoc_query_failure, audits.query(where, tx.cross_gateway_query)
+            ),
+            Operation(
+                iti39.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(where, tx.cross_gateway_retrieve)
+            ),
         ],
         wsdl=responding_wsdl,
+        role="responding",
     )
 
 

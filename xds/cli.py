@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from xds import __version__, samples
+from xds import __version__, cli_consent, samples
 from xds import communities as cm
 from xds import vocabulary as v
 from xds.config import ConfigError, Settings, load_settings
@@ -189,6 +189,7 @@ def _community_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
         )
     )
     rm.add_argument("home", metavar="HOME", help="its homeCommunityId (urn:oid:...)")
+    cli_consent.add_parsers(sub, with_config)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -201,9 +202,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(settings: Settings, config: str | None) -> int:
-    import uvicorn
-
-    from xds.app import create_app
     from xds.node import Node
     from xds.web.logs import configure_logging
 
@@ -226,8 +224,27 @@ def _serve(settings: Settings, config: str | None) -> int:
         f"database={node.engine.dialect.name}",
         flush=True,
     )
-    if settings.workers > 1:
+    forwarder = node.audit_forwarder()  # one per node, in this (the parent) process
+    if forwarder is not None:
+        forwarder.start()
+        where = f"{settings.audit_syslog_host}:{settings.audit_syslog_port}"
+        log.info("forwarding audit records", extra={"syslog": where, "transport": settings.audit_syslog_transport})
+    try:
+        return _run_server(settings, config, node)
+    finally:
+        if forwarder is not None:
+            forwarder.stop()
+            forwarder.flush()  # what the last requests recorded, if the repository is there
         node.close()
+
+
+def _run_server(settings: Settings, config: str | None, node: Node) -> int:
+    """uvicorn with one worker in this process (on ``node``), or several worker processes."""
+    import uvicorn
+
+    from xds.app import create_app
+
+    if settings.workers > 1:
         _export(settings, config)
         uvicorn.run(
             "xds.app:app_from_environment",
@@ -240,7 +257,6 @@ def _serve(settings: Settings, config: str | None) -> int:
         )
         return 0
     uvicorn.run(create_app(node), host=settings.host, port=settings.port, log_config=None, access_log=False)
-    node.close()
     return 0
 
 
@@ -613,6 +629,8 @@ def main(args: Sequence[str] | None = None) -> int:
             return _repository(ns, settings)
         if ns.command == "community":
             return _community(ns, settings)
+        if ns.command in ("consent", "audit"):
+            return cli_consent.run(ns, settings)
         return _db(settings)
     except ConfigError as exc:
         print(f"xds: configuration error: {exc}", file=sys.stderr)

@@ -6,7 +6,12 @@ The keys of ARCHITECTURE.md §5 are a contract; keys may be added, never renamed
     [registry]  code_lists (path to a NIST-format codes.xml), max_query_results, max_request_bytes
     [repository] documents_dir, max_attachment_bytes, max_retrieve_documents, registry_url, registry_timeout
     [gateway]   timeout, deadline, max_response_bytes  (as gateway_* settings)
-    [consent]   default
+    [consent]   default ("opt-out" | "opt-in"), policies (["local"], add "mitz"), emergency (bool),
+                mitz = {url, timeout, ca_file, cert_file, key_file, cache_seconds, data_holder_ura, care_provider_type}
+    [xua]       trusted_certs (PEM files), audiences, clock_skew, allow_sha1, required (actor names)
+                (as xua_* settings)
+    [audit]     syslog_host, syslog_port, syslog_transport ("tls" | "udp"), ca_file, cert_file, key_file,
+                enterprise_site_id   (as audit_* settings)
     [[communities]] home_community_id, query_url, retrieve_url, push_url, xdm_email, assigning_authority, timeout,
                 tls = {ca_file, cert_file, key_file, verify}   (one table per remote community, see xds.communities)
 
@@ -53,6 +58,25 @@ class Settings:
     gateway_deadline: float = 15.0
     gateway_max_response_bytes: int = 64 * 1024 * 1024
     consent_default: str = "opt-out"
+    consent_policies: tuple[str, ...] = ("local",)
+    consent_emergency: bool = True
+    consent_mitz: Mapping[str, Any] | None = None
+    organisation_id: str = ""
+    """This node's organisation (URA in the Netherlands): the data holder a consent decision point is told."""
+    xua_trusted_certs: tuple[str, ...] = ()
+    """PEM files of the X-Assertion Providers whose signatures are trusted; empty: XUA is not checked."""
+    xua_audiences: tuple[str, ...] = ()
+    xua_clock_skew: float = 60.0
+    xua_allow_sha1: bool = False
+    xua_required: tuple[str, ...] = ()
+    """Actors that refuse a request without an assertion: registry, repository, responding, initiating."""
+    audit_syslog_host: str = ""
+    audit_syslog_port: int = 6514
+    audit_syslog_transport: str = "tls"
+    audit_ca_file: str = ""
+    audit_cert_file: str = ""
+    audit_key_file: str = ""
+    audit_enterprise_site_id: str = ""
     communities: tuple[Mapping[str, Any], ...] = field(default=())
     log_level: str = "info"
     workers: int = 1
@@ -88,9 +112,19 @@ _SECTIONS = {
         "patient_id_policy",
         "log_level",
         "workers",
+        "organisation_id",
     },
     "registry": {"code_lists", "max_query_results", "max_request_bytes"},
     "gateway": {"timeout", "deadline", "max_response_bytes"},
+    "audit": {
+        "syslog_host",
+        "syslog_port",
+        "syslog_transport",
+        "ca_file",
+        "cert_file",
+        "key_file",
+        "enterprise_site_id",
+    },
     "repository": {
         "documents_dir",
         "max_attachment_bytes",
@@ -110,13 +144,65 @@ def _from_toml(doc: Mapping[str, Any]) -> dict[str, Any]:
         unknown = set(table) - keys
         if unknown:
             raise ConfigError(f"unknown key(s) in [{section}]: {', '.join(sorted(unknown))}")
-        prefix = "gateway_" if section == "gateway" else ""
+        prefix = f"{section}_" if section in ("gateway", "audit") else ""
         out.update({f"{prefix}{key}": value for key, value in table.items()})
     consent = doc.get("consent", {})
+    if not isinstance(consent, Mapping):
+        raise ConfigError("[consent] must be a table")
+    unknown = set(consent) - {"default", "policies", "emergency", "mitz"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [consent]: {', '.join(sorted(unknown))}")
     if "default" in consent:
         out["consent_default"] = consent["default"]
+    if "policies" in consent:
+        policies = consent["policies"]
+        if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
+            raise ConfigError('[consent] policies must be a list of names, e.g. ["local", "mitz"]')
+        out["consent_policies"] = tuple(policies)
+    if "emergency" in consent:
+        if not isinstance(consent["emergency"], bool):
+            raise ConfigError("[consent] emergency must be true or false")
+        out["consent_emergency"] = consent["emergency"]
+    if "mitz" in consent:
+        if not isinstance(consent["mitz"], Mapping):
+            raise ConfigError("[consent.mitz] must be a table")
+        out["consent_mitz"] = dict(consent["mitz"])
+    if "xua" in doc:
+        out.update(_xua(doc["xua"]))
     if "communities" in doc:
         out["communities"] = _communities(doc["communities"])
+    return out
+
+
+XUA_ACTORS = ("registry", "repository", "responding", "initiating")
+
+
+def _xua(table: Any) -> dict[str, Any]:
+    if not isinstance(table, Mapping):
+        raise ConfigError("[xua] must be a table")
+    unknown = set(table) - {"trusted_certs", "audiences", "clock_skew", "allow_sha1", "required"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [xua]: {', '.join(sorted(unknown))}")
+    out: dict[str, Any] = {}
+    for key in ("trusted_certs", "audiences", "required"):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
+                raise ConfigError(f"[xua] {key} must be a list of strings")
+            out[f"xua_{key}"] = tuple(value)
+    for name in out.get("xua_required", ()):
+        if name not in XUA_ACTORS:
+            raise ConfigError(f"[xua] required: unknown actor {name!r} (known: {', '.join(XUA_ACTORS)})")
+    if "allow_sha1" in table:
+        if not isinstance(table["allow_sha1"], bool):
+            raise ConfigError("[xua] allow_sha1 must be true or false")
+        out["xua_allow_sha1"] = table["allow_sha1"]
+    if "clock_skew" in table:
+        out["xua_clock_skew"] = table["clock_skew"]
+    if out.get("xua_trusted_certs") and not out.get("xua_audiences"):
+        raise ConfigError("[xua] audiences must name this node's audience URI(s) when trusted_certs is set")
+    if out.get("xua_required") and not out.get("xua_trusted_certs"):
+        raise ConfigError("[xua] required needs trusted_certs (whose signatures to trust)")
     return out
 
 
@@ -154,6 +240,16 @@ def _coerce(values: dict[str, Any]) -> Settings:
             raise ConfigError("patient_id_policy must be 'registered' or 'bsn'") from None
     if kwargs.get("consent_default", "opt-out") not in ("opt-in", "opt-out"):
         raise ConfigError("[consent] default must be 'opt-in' or 'opt-out'")
+    policies = kwargs.get("consent_policies", ("local",))
+    for name in policies:
+        if name not in ("local", "mitz"):
+            raise ConfigError(f"[consent] policies: unknown policy {name!r} (known: local, mitz)")
+    if not policies:
+        raise ConfigError("[consent] policies must name at least one policy")
+    if "mitz" in policies and not kwargs.get("consent_mitz"):
+        raise ConfigError("[consent] policies names mitz but there is no [consent.mitz] table")
+    if kwargs.get("audit_syslog_transport", "tls") not in ("tls", "udp"):
+        raise ConfigError("[audit] syslog_transport must be 'tls' or 'udp'")
     return Settings(**kwargs)
 
 

@@ -5,17 +5,28 @@ This is adapter-level composition (it opens the database); services receive what
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, text
 
 from registry_schema import migrate
+from xds.audit import message as audit_message
+from xds.audit import transactions as audits
+from xds.audit.transactions import AuditNode
 from xds.codelists import CodeLists, parse_codes_xml
 from xds.config import ConfigError, Settings
+from xds.consent.gate import Gate
+from xds.consent.local import LocalConsentPolicy
+from xds.consent.model import AccessRequest, ConsentPolicy, Decision
+from xds.model.hl7 import CX
 from xds.registry.iti18 import QueryContext
 from xds.registry.iti42 import RegistryContext
 from xds.registry_client import SoapRegistry
@@ -25,11 +36,19 @@ from xds.repository.local import LocalRegistry
 from xds.repository.ports import Registry
 from xds.repository.remote import Reconciled, RemoteRegistry
 from xds.soap.mtom import PartHeaders
+from xds.store.audit import SpoolRecord, SqlAuditSpool
+
+if TYPE_CHECKING:
+    from xds.audit.syslog import Forwarder
+from xds.store.consent import SqlConsentStore
 from xds.store.documents import FileDocumentStore, StagedFile
 from xds.store.sql import SqlRegistryStore, make_engine
 from xds.validation import Rules
 
 log = logging.getLogger("xds.node")
+
+BSN_OID = "2.16.840.1.113883.2.4.6.3"
+"""The assigning authority of the Dutch citizen service number (BSN)."""
 
 
 def _generated_oid() -> str:
@@ -48,7 +67,11 @@ class Node:
     repository_unique_id: str
     code_lists: CodeLists | None
     documents: FileDocumentStore
+    consents: SqlConsentStore
+    audit: SqlAuditSpool
     _soap_registry: SoapRegistry | None = None
+    _gate: Gate | None = None
+    _closers: list[object] = field(default_factory=list)
 
     @classmethod
     def open(cls, settings: Settings, *, upgrade: bool = True) -> Node:
@@ -67,7 +90,113 @@ class Node:
         repo = settings.repository_unique_id or store.setting("repository_unique_id", _generated_oid())
         documents = FileDocumentStore(settings.documents_path, max_document_bytes=settings.max_attachment_bytes)
         documents.recover(store.recorded_contents)
-        return cls(settings, engine, store, home, repo, _code_lists(settings.code_lists), documents)
+        return cls(
+            settings,
+            engine,
+            store,
+            home,
+            repo,
+            _code_lists(settings.code_lists),
+            documents,
+            SqlConsentStore(store),
+            SqlAuditSpool(store),
+        )
+
+    @functools.cached_property
+    def audit_node(self) -> AuditNode:
+        """This node as its audit records name it."""
+        host = self.settings.host if self.settings.host not in ("", "0.0.0.0", "::") else socket.gethostname()
+        return AuditNode(
+            source_id=f"xds-node {self.home_community_id}",
+            enterprise_site_id=self.settings.audit_enterprise_site_id or self.settings.organisation_id,
+            host=host,
+            endpoint=f"http://{host}:{self.settings.port}",
+            process_id=str(os.getpid()),
+        )
+
+    def gate(self) -> Gate:
+        """The consent gate of this node's configuration (built once; see xds.consent.gate)."""
+        if self._gate is None:
+            local = LocalConsentPolicy(self.consents.directives, stance=self.settings.consent_default)
+            policies: list[ConsentPolicy] = []
+            for name in self.settings.consent_policies:
+                if name == "local":
+                    policies.append(local)
+                elif name == "mitz":
+                    policies.append(self._mitz())
+            self._gate = Gate(
+                policies=tuple(policies),
+                record=self.record_decision,
+                emergency=local if self.settings.consent_emergency else None,
+                home_community_id=self.home_community_id,
+                data_holder=self.settings.organisation_id,
+                bsn=self._bsn if "mitz" in self.settings.consent_policies else _no_bsn,
+            )
+        return self._gate
+
+    def audit_forwarder(self) -> Forwarder | None:
+        """The ATNA forwarder of ``[audit]`` (not started), or None when no Audit Record Repository is set."""
+        from xds.audit.syslog import Forwarder, Sender, TlsSender, UdpSender, client_ssl_context
+
+        s = self.settings
+        if not s.audit_syslog_host:
+            return None
+        sender: Sender
+        if s.audit_syslog_transport == "udp":
+            sender = UdpSender(s.audit_syslog_host, s.audit_syslog_port)
+        else:
+            try:
+                context = client_ssl_context(s.audit_ca_file, s.audit_cert_file, s.audit_key_file)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"[audit] TLS settings: {exc}") from None
+            sender = TlsSender(s.audit_syslog_host, s.audit_syslog_port, ssl_context=context)
+        return Forwarder(self.audit, sender, hostname=socket.gethostname())
+
+    def _mitz(self) -> ConsentPolicy:
+        from xds.consent.mitz import MitzPolicy, MitzSettings
+
+        try:
+            mitz_settings = MitzSettings.from_mapping(self.settings.consent_mitz or {})
+        except ValueError as exc:
+            raise ConfigError(f"[consent.mitz] {exc}") from None
+        policy = MitzPolicy(mitz_settings)
+        self._closers.append(policy)
+        return policy
+
+    def _bsn(self, patient_id: str) -> str:
+        """The BSN of a patient id: its own id when it is in the BSN domain, else a BSN alias."""
+        for candidate in (patient_id, *self.store.aliases(patient_id)):
+            try:
+                cx = CX.parse(candidate)
+            except ValueError:
+                continue
+            if cx.assigning_authority.universal_id == BSN_OID:
+                return cx.id_number
+        return ""
+
+    def record_decision(self, request: AccessRequest, decision: Decision) -> None:
+        """Keep a consent decision in the audit spool (and an emergency access for the patient's notice)."""
+        msg = audits.consent_decision(node=self.audit_node, request=request, decision=decision)
+        self.audit.record(
+            [
+                SpoolRecord(
+                    event="consent",
+                    outcome=msg.outcome,
+                    xml=audit_message.render(msg),
+                    patient_id=request.patient_id,
+                    recorded=request.at,
+                )
+            ]
+        )
+        if decision.emergency:
+            r = request.requester
+            self.consents.record_emergency(
+                patient_id=request.patient_id,
+                at=request.at,
+                requester=" ".join(x for x in (r.user_id, r.user_name) if x) or "(unknown)",
+                organisation_id=r.organisation_id,
+                reason=decision.reason,
+            )
 
     def registry_context(self) -> RegistryContext:
         """Context for ITI-42."""
@@ -75,8 +204,8 @@ class Node:
         return RegistryContext(store=self.store, rules=rules, patient_policy=self.settings.patient_id_policy)
 
     def query_context(self) -> QueryContext:
-        """Context for ITI-18."""
-        return QueryContext(store=self.store, max_results=self.settings.max_query_results)
+        """Context for ITI-18 (with the consent gate)."""
+        return QueryContext(store=self.store, max_results=self.settings.max_query_results, gate=self.gate())
 
     def registry(self) -> Registry:
         """Where ITI-41 submissions are registered: this node's registry, or ``registry_url`` over SOAP."""
@@ -117,6 +246,7 @@ class Node:
             index=self.store,
             files=self.documents,
             max_documents=self.settings.max_retrieve_documents,
+            gate=self.gate(),
         )
 
     def new_sink(self, _headers: PartHeaders) -> StagedFile:
@@ -150,8 +280,17 @@ class Node:
         """Release database connections, outbound connections and this process's staging area."""
         if self._soap_registry is not None:
             self._soap_registry.close()
+        for closer in self._closers:
+            close = getattr(closer, "close", None)
+            if callable(close):
+                close()
         self.documents.close()
         self.engine.dispose()
+
+
+def _no_bsn(_patient_id: str) -> str:
+    """No policy asks by BSN: skip the alias lookup."""
+    return ""
 
 
 def _code_lists(path: str) -> CodeLists | None:

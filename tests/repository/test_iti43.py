@@ -8,6 +8,8 @@ import pytest
 
 from xds import samples
 from xds import vocabulary as v
+from xds.consent.gate import Gate
+from xds.consent.model import AccessRequest, Decision, deny
 from xds.errors import ErrorCode, RepositoryError
 from xds.model.messages import DocumentRequest, ProvideAndRegisterRequest, RetrieveRequest
 from xds.node import Node
@@ -76,10 +78,18 @@ def test_another_repository_is_unknown_repository_id(stored: tuple[Node, dict[st
     assert resp.status == v.RESPONSE_FAILURE
 
 
+class _Refuse:
+    name = "refuse"
+
+    def decide(self, request: AccessRequest) -> Decision:
+        return deny(self.name, "test")
+
+
 def test_a_hidden_document_answers_exactly_like_an_unknown_one(stored: tuple[Node, dict[str, bytes]]) -> None:
     node, docs = stored
     hidden = next(iter(docs))
-    ctx = dataclasses.replace(node.retrieve_context(), may_see=lambda doc: doc.unique_id != hidden)
+    refuse = Gate(policies=(_Refuse(),), record=lambda _request, _decision: None)
+    ctx = dataclasses.replace(node.retrieve_context(), gate=refuse)
     as_hidden = iti43.retrieve(ask(node, hidden), ctx)
     as_unknown = iti43.retrieve(ask(node, "1.2.3.404"), ctx)
     assert as_hidden.status == as_unknown.status == v.RESPONSE_FAILURE

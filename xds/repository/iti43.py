@@ -6,6 +6,9 @@ may not see, get the same XDSDocumentUniqueIdError with the same text (located a
 an answer never tells whether a hidden document exists. The mimeType comes from the metadata stored with the
 document. Status: Success when every document was found, PartialSuccess when some were, Failure when none.
 
+Consent: a document is released only when the gate permits its (patient, data category) to the requester,
+one decision per distinct pair; a document whose patient is not recorded is withheld (fail closed).
+
 References
 ----------
 ITI TF-2 §3.43.4.1.3 (expected actions), §3.43.4.2.2 (response), ITI TF-3 §4.2.4.1 (error codes).
@@ -14,12 +17,13 @@ ITI TF-2 §3.43.4.1.3 (expected actions), §3.43.4.2.2 (response), ITI TF-3 §4.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from xds import vocabulary as v
+from xds.consent.gate import Gate
+from xds.consent.model import Requester
 from xds.errors import DocumentUniqueIdError, RepositoryError, UnknownRepositoryId, XDSError
-from xds.model.messages import RetrievedDocument, RetrieveRequest, RetrieveResponse, StoredDocument, outcome_status
+from xds.model.messages import RetrievedDocument, RetrieveRequest, RetrieveResponse, outcome_status
 from xds.registry.transactions import Transaction
 from xds.repository.ports import DocumentFiles, DocumentIndex
 
@@ -36,29 +40,32 @@ TRANSACTION = Transaction(
 )
 
 
-def _everyone(_doc: StoredDocument) -> bool:
-    return True
+ANONYMOUS = Requester()
 
 
 @dataclass(frozen=True, slots=True)
 class RetrieveContext:
-    """What ITI-43 needs besides the request. ``may_see`` is the consent gate's per-document answer."""
+    """What ITI-43 needs besides the request."""
 
     repository_unique_id: str
     index: DocumentIndex
     files: DocumentFiles
     max_documents: int = 1000
-    may_see: Callable[[StoredDocument], bool] = _everyone
+    gate: Gate | None = None
+    """The consent gate; None only where a test or a trusted internal caller does without one."""
 
 
-def retrieve(req: RetrieveRequest, ctx: RetrieveContext) -> RetrieveResponse:
-    """Answer every DocumentRequest: the documents found, an error for each one that is not."""
+def retrieve(req: RetrieveRequest, ctx: RetrieveContext, requester: Requester = ANONYMOUS) -> RetrieveResponse:
+    """Answer every DocumentRequest for ``requester``: the documents found, an error for each one that is not."""
     if len(req.documents) > ctx.max_documents:
         raise RepositoryError(
             f"{len(req.documents)} DocumentRequests; this repository answers at most {ctx.max_documents} per call"
         )
     ours = [d.document_unique_id for d in req.documents if d.repository_unique_id == ctx.repository_unique_id]
     held = ctx.index.documents(ctx.repository_unique_id, ours) if ours else {}
+    if ctx.gate is not None:
+        allowed = ctx.gate.permitted(((d.patient_id, d.category) for d in held.values() if d.patient_id), requester)
+        held = {uid: d for uid, d in held.items() if d.patient_id and (d.patient_id, d.category) in allowed}
     found: list[RetrievedDocument] = []
     errors: list[XDSError] = []
     for d in req.documents:
@@ -71,7 +78,7 @@ def retrieve(req: RetrieveRequest, ctx: RetrieveContext) -> RetrieveResponse:
             )
             continue
         doc = held.get(d.document_unique_id)
-        if doc is None or not ctx.may_see(doc):
+        if doc is None:
             errors.append(
                 DocumentUniqueIdError(
                     f"document {d.document_unique_id} is not available from this repository",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from xds.audit import transactions as tx
+from xds.audit.transactions import AuditNode
 from xds.ebrim import messages
 from xds.node import Node
 from xds.registry import iti18, iti42
 from xds.soap.wsdl import registry_wsdl
+from xds.web import audits
 from xds.web.soap import Operation, SoapActor, SoapRequest, node_actor
 
 
@@ -17,17 +20,29 @@ def registry_actor(node: Node) -> SoapActor:
     def register(req: SoapRequest) -> bytes:
         return messages.registry_response(iti42.register(messages.submit_objects_request(req.body), reg_ctx))
 
+    def where() -> AuditNode:
+        return node.audit_node
+
     def query(req: SoapRequest) -> bytes:
-        return messages.adhoc_query_response(iti18.stored_query(messages.adhoc_query_request(req.body), query_ctx))
+        request = messages.adhoc_query_request(req.body)
+        return messages.adhoc_query_response(iti18.stored_query(request, query_ctx, req.requester))
 
     return node_actor(
         node,
         "Document Registry",
         [
-            Operation(iti42.TRANSACTION, register, messages.registry_failure),
-            Operation(iti18.TRANSACTION, query, messages.adhoc_query_failure),
+            Operation(
+                iti42.TRANSACTION,
+                register,
+                messages.registry_failure,
+                audits.submission(where, tx.register_document_set),
+            ),
+            Operation(
+                iti18.TRANSACTION, query, messages.adhoc_query_failure, audits.query(where, tx.registry_stored_query)
+            ),
         ],
         wsdl=registry_wsdl,
+        role="registry",
     )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+from xds.audit import transactions as tx
+from xds.audit.transactions import AuditNode
 from xds.ebrim import messages, xdsb
 from xds.model.messages import (
     DocumentContent,
@@ -22,6 +24,7 @@ from xds.soap import faults, mtom
 from xds.soap.faults import SoapFault
 from xds.soap.wsdl import repository_wsdl
 from xds.store.documents import FileDocumentStore, StagedFile
+from xds.web import audits
 from xds.web.soap import MtomReply, Operation, OutPart, SoapActor, SoapRequest, close_parts, file_part, node_actor
 
 READ_AHEAD_DOCUMENT: Final = 2 * 1024 * 1024
@@ -96,16 +99,24 @@ def repository_actor(node: Node) -> SoapActor:
         return messages.registry_response(iti41.provide_and_register(request, provide_ctx))
 
     def retrieve(req: SoapRequest) -> MtomReply:
-        return retrieve_parts(iti43.retrieve(xdsb.retrieve_request(req.body), retrieve_ctx), store)
+        return retrieve_parts(iti43.retrieve(xdsb.retrieve_request(req.body), retrieve_ctx, req.requester), store)
+
+    def where() -> AuditNode:
+        return node.audit_node
 
     return node_actor(
         node,
         "Document Repository",
         [
-            Operation(iti41.TRANSACTION, provide, messages.registry_failure),
-            Operation(iti43.TRANSACTION, retrieve, xdsb.retrieve_failure),
+            Operation(
+                iti41.TRANSACTION, provide, messages.registry_failure, audits.submission(where, tx.provide_and_register)
+            ),
+            Operation(
+                iti43.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(where, tx.retrieve_document_set)
+            ),
         ],
         wsdl=repository_wsdl,
+        role="repository",
     )
 
 

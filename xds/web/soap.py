@@ -13,6 +13,12 @@ SOAP 1.2 Fault; anything else is logged and answered with a Receiver fault that 
 
 Staged attachments a handler did not claim (:attr:`SoapRequest.claimed`) are deleted when the request ends.
 
+Identity and audit: where XUA is configured the SAML assertion in the WS-Security header is verified before
+dispatch (a bad one is a ``wsse:`` fault and an audit record); the :class:`SoapRequest` carries the
+:class:`~xds.consent.model.Requester` the consent gate decides for. After the handler answered, the
+operation's audit record is written to the durable spool before the answer goes out: an answer that could
+not be audited is not sent (a Receiver fault instead).
+
 References
 ----------
 ITI TF-2 Appendix V (Web Services for IHE Transactions); SOAP 1.2 Part 2 §7.5.1 (fault HTTP status codes).
@@ -27,6 +33,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Final
 
@@ -36,13 +43,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from xds.audit.message import AuditMessage, Code
+from xds.audit.message import render as render_audit
+from xds.audit.transactions import AuditNode, authentication_failure
+from xds.consent.model import Requester
 from xds.errors import RegistryErrorItem, XDSError
 from xds.node import Node
 from xds.registry.transactions import Transaction
+from xds.security.xua import XuaError, XuaSettings, XuaVerifier, xua_fault
 from xds.soap import faults, mtom
 from xds.soap.envelope import CONTENT_TYPE, Envelope, parse_envelope, render_envelope
 from xds.soap.faults import SoapFault, render_fault
 from xds.soap.mtom import Attachment, MtomReader, PartHeaders, PartSink
+from xds.store.audit import SpoolRecord
+from xds.store.audit import batch as audit_batch
 
 log = logging.getLogger("xds.transaction")
 
@@ -57,6 +71,8 @@ class SoapRequest:
     attachments: Mapping[str, Attachment] = field(default_factory=dict)
     claimed: set[int] = field(default_factory=set)
     """``id()`` of attachment sinks a handler took over (they are not deleted when the request ends)."""
+    requester: Requester = field(default_factory=Requester)
+    """Who asks: from the verified XUA assertion, else the network peer only."""
 
     @property
     def body(self) -> etree._Element:
@@ -117,13 +133,21 @@ ErrorBody = Callable[[tuple[RegistryErrorItem, ...]], bytes]
 NewSink = Callable[[PartHeaders], PartSink]
 
 
+Audit = Callable[["SoapRequest", str], "AuditMessage | None"]
+"""The audit record of one answered request, given the answer's status (Success, PartialSuccess, Failure)."""
+AuditSink = Callable[[list[SpoolRecord]], None]
+"""Where audit records are kept durably (the node's spool); raises when they cannot be kept."""
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """One transaction an actor answers: its descriptor, its handler and its error-response renderer."""
+    """One transaction an actor answers: its descriptor, its handler, its error-response renderer and its
+    audit record."""
 
     transaction: Transaction
     handler: Handler
     error_body: ErrorBody
+    audit: Audit | None = None
 
 
 class _TooLarge(Exception):
@@ -137,16 +161,34 @@ def node_actor(
     *,
     wsdl: Callable[[str], bytes],
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    role: str = "",
 ) -> SoapActor:
-    """An actor of ``node``: its request limits, and MTOM attachments staged in its document store."""
+    """An actor of ``node``: its request limits, MTOM attachments staged in its document store, XUA as
+    configured for ``role`` (``registry``, ``repository``, ``responding``, ``initiating``), and its audit
+    records kept in the node's spool."""
+    settings = node.settings
+    xua = None
+    if settings.xua_trusted_certs:
+        xua = XuaVerifier(
+            XuaSettings(
+                trusted_certs=settings.xua_trusted_certs,
+                audiences=settings.xua_audiences,
+                clock_skew=settings.xua_clock_skew,
+                allow_sha1=settings.xua_allow_sha1,
+                required=role in settings.xua_required,
+            )
+        )
     return SoapActor(
         name,
         operations,
         wsdl=wsdl,
-        max_request_bytes=node.settings.max_request_bytes,
+        max_request_bytes=settings.max_request_bytes,
         new_sink=node.new_sink,
-        max_attachment_bytes=node.settings.max_attachment_bytes,
+        max_attachment_bytes=settings.max_attachment_bytes,
         on_shutdown=on_shutdown,
+        xua=xua,
+        audit_sink=lambda records: node.audit.append(records),
+        audit_node=lambda: node.audit_node,
     )
 
 
@@ -177,8 +219,14 @@ class SoapActor:
         new_sink: NewSink | None = None,
         max_attachment_bytes: int = 0,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        xua: XuaVerifier | None = None,
+        audit_sink: AuditSink | None = None,
+        audit_node: Callable[[], AuditNode] | None = None,
     ) -> None:
         self.name = name
+        self.xua = xua
+        self.audit_sink = audit_sink
+        self.audit_node = audit_node
         self.on_shutdown = on_shutdown
         """Awaited when the application shuts down (an actor's outbound connection pools)."""
         self.table = {op.transaction.action: op for op in operations}
@@ -214,7 +262,21 @@ class SoapActor:
                 envelope = parse_envelope(root, max_bytes=self.max_request_bytes)
             except SoapFault as fault:
                 return self._fault(fault, "", started)
-            soap = SoapRequest(envelope, attachments)
+            address = request.client.host if request.client else ""
+            requester = Requester(address=address)
+            if self.xua is not None:
+                try:
+                    verified = self.xua.verify(envelope.header, now=datetime.now(UTC))
+                except XuaError as err:
+                    log.warning(
+                        "XUA assertion refused",
+                        extra={"actor": self.name, "reason": err.reason, "peer": address},
+                    )
+                    await run_in_threadpool(self._audit_refusal, envelope.action, address, err.reason)
+                    return self._fault(xua_fault(err), envelope.message_id, started, action=envelope.action)
+                if verified is not None:
+                    requester = verified.requester(address)
+            soap = SoapRequest(envelope, attachments, requester=requester)
             return await self._dispatch(soap, is_mtom, started)
         finally:
             for attachment in attachments.values():
@@ -248,32 +310,83 @@ class SoapActor:
                 detail=envelope.action,
             )
             return self._fault(unsupported, envelope.message_id, started)
-        try:
-            if inspect.iscoroutinefunction(op.handler):
-                payload = await op.handler(soap)
-            else:
-                payload = await run_in_threadpool(op.handler, soap)
-            status, codes = "", _NO_CODES
-        except XDSError as exc:
-            items = exc.items()
-            payload = op.error_body(items)
-            codes = tuple(i.error_code for i in items)
-            status = "Failure"
-        except SoapFault as fault:
-            return self._fault(fault, envelope.message_id, started, action=envelope.action)
-        except Exception:
-            log.exception("unexpected failure in %s", op.transaction.id)
-            internal = SoapFault("internal error; the failure was logged", code="Receiver")
-            return self._fault(internal, envelope.message_id, started, action=envelope.action)
+        with audit_batch() as pending:  # consent decisions made while answering, written with the answer's record
+            try:
+                if inspect.iscoroutinefunction(op.handler):
+                    payload = await op.handler(soap)
+                else:
+                    payload = await run_in_threadpool(op.handler, soap)
+                status, codes = "", _NO_CODES
+            except XDSError as exc:
+                items = exc.items()
+                payload = op.error_body(items)
+                codes = tuple(i.error_code for i in items)
+                status = "Failure"
+            except SoapFault as fault:
+                await self._keep(pending)
+                return self._fault(fault, envelope.message_id, started, action=envelope.action)
+            except Exception:
+                log.exception("unexpected failure in %s", op.transaction.id)
+                await self._keep(pending)
+                internal = SoapFault("internal error; the failure was logged", code="Receiver")
+                return self._fault(internal, envelope.message_id, started, action=envelope.action)
         reply = payload if isinstance(payload, MtomReply) else MtomReply(payload)
         if not status:  # answered normally: the answer itself may still say PartialSuccess or Failure
             status, codes = _outcome(reply.body)
+        if self.audit_sink is not None and (op.audit is not None or pending):
+            try:
+                await run_in_threadpool(self._audit, op, soap, status, pending)
+            except Exception:
+                close_parts(reply.parts)
+                log.exception("the audit record of %s could not be kept; the answer is withheld", op.transaction.id)
+                internal = SoapFault("internal error: the request could not be audited", code="Receiver")
+                return self._fault(internal, envelope.message_id, started, action=envelope.action)
         out = render_envelope(action=op.transaction.response_action, body=reply.body, relates_to=envelope.message_id)
         self._log(op.transaction.id, envelope.action, status, codes, started)
         wants_mtom = op.transaction.mtom_response or (is_mtom and op.transaction.mtom) or bool(reply.parts)
         if not wants_mtom:
             return Response(out, media_type=CONTENT_TYPE)
         return await _mtom_response(out, op.transaction.response_action, reply.parts)
+
+    def _audit_refusal(self, action: str, address: str, reason: str) -> None:
+        """Keep the audit record of a refused assertion (a failure to keep it is logged: the fault goes out)."""
+        if self.audit_sink is None or self.audit_node is None:
+            return
+        op = self.table.get(action)
+        tx = Code(op.transaction.id, "IHE Transactions", op.transaction.title) if op is not None else None
+        message = authentication_failure(
+            node=self.audit_node(), address=address, time=datetime.now(UTC), reason=reason, transaction=tx
+        )
+        try:
+            self.audit_sink([SpoolRecord(event="ITI-40", outcome=message.outcome, xml=render_audit(message))])
+        except Exception:
+            log.exception("the audit record of a refused XUA assertion could not be kept")
+
+    async def _keep(self, pending: list[SpoolRecord]) -> None:
+        """Write the decisions of a request that ended in a fault (best effort: the fault goes out anyway)."""
+        if pending and self.audit_sink is not None:
+            try:
+                await run_in_threadpool(self.audit_sink, pending)
+            except Exception:
+                log.exception("the consent decisions of a failed request could not be kept")
+
+    def _audit(self, op: Operation, soap: SoapRequest, status: str, pending: list[SpoolRecord]) -> None:
+        """Write the request's decisions and the transaction's own record in one database transaction."""
+        assert self.audit_sink is not None
+        records = list(pending)
+        message = op.audit(soap, status) if op.audit is not None else None
+        if message is not None:
+            patients = [o.id for o in message.objects if o.type_code == 1]
+            records.append(
+                SpoolRecord(
+                    event=op.transaction.id,
+                    outcome=message.outcome,
+                    xml=render_audit(message),
+                    patient_id=patients[0] if patients else "",
+                    recorded=message.time,
+                )
+            )
+        self.audit_sink(records)
 
     def _fault(
         self,
