@@ -34,6 +34,7 @@ from xds.errors import RegistryErrorItem, XDSError
 from xds.model.messages import DocumentRequest, RetrieveRequest, StoredQueryRequest
 from xds.model.metadata import ObjectRef
 from xds.namespaces import QUERY, RIM, SOAP12, qn
+from xds.security.tls import client_context
 from xds.soap import mtom
 from xds.soap.envelope import parse_envelope, request_envelope, soap_content_type
 from xds.soap.faults import SoapFault
@@ -306,11 +307,7 @@ def _located(item: RegistryErrorItem, home: str) -> RegistryErrorItem:
 def _ssl_context(tls: Tls) -> ssl.SSLContext | bool:
     if not tls.verify:
         return False
-    context = ssl.create_default_context(cafile=tls.ca_file or None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if tls.cert_file:
-        context.load_cert_chain(tls.cert_file, tls.key_file or None)
-    return context
+    return client_context(tls.ca_file, tls.cert_file, tls.key_file)
 
 
 def _why(exc: BaseException) -> str:

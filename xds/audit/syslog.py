@@ -55,6 +55,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
+from xds.security.tls import client_context
+
 __all__ = [
     "MAX_UDP_PAYLOAD",
     "PRI",
@@ -205,11 +207,7 @@ def client_ssl_context(ca_file: str, cert_file: str = "", key_file: str = "") ->
     ----------
     RFC 5425 §5.1-5.2 (certificate-based authentication); ITI TF-2 §3.19 (Authenticate Node).
     """
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file or None)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if cert_file:
-        ctx.load_cert_chain(cert_file, key_file or None)
-    return ctx
+    return client_context(ca_file, cert_file, key_file)
 
 
 class TlsSender:

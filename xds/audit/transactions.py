@@ -184,6 +184,15 @@ def _this_node(node: AuditNode, role: Code) -> ActiveParticipant:
     )
 
 
+def _to_this_node(requester: Requester, reply_to: str, node: AuditNode) -> tuple[ActiveParticipant, ...]:
+    """Participants of a request sent to this node: the requesting system (source), its user, this node."""
+    return (
+        _requesting_system(requester, reply_to, ROLE_SOURCE),
+        *_human_requestor(requester),
+        _this_node(node, ROLE_DESTINATION),
+    )
+
+
 def _human_requestor(requester: Requester) -> tuple[ActiveParticipant, ...]:
     """The Human Requestor (XUA Subject), none when the request named no user."""
     if not requester.user_id:
@@ -267,11 +276,7 @@ def _query(
         time=time,
         type_codes=(type_code,),
         purpose_of_use=_purpose(requester),
-        participants=(
-            _requesting_system(requester, reply_to, ROLE_SOURCE),
-            *_human_requestor(requester),
-            _this_node(node, ROLE_DESTINATION),
-        ),
+        participants=_to_this_node(requester, reply_to, node),
         source=_source(node),
         objects=(
             *_patients((patient_id,)),
@@ -341,11 +346,7 @@ def _import(
         time=time,
         type_codes=(type_code,),
         purpose_of_use=_purpose(requester),
-        participants=(
-            _requesting_system(requester, reply_to, ROLE_SOURCE),
-            *_human_requestor(requester),
-            _this_node(node, ROLE_DESTINATION),
-        ),
+        participants=_to_this_node(requester, reply_to, node),
         source=_source(node),
         objects=(*_patients((patient_id,)), _submission_set_object(submission_set_id)),
     )

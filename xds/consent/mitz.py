@@ -66,6 +66,7 @@ from xds import __version__
 from xds.consent.model import PURPOSE_EMERGENCY, PURPOSE_TREATMENT, AccessRequest, Decision, deny, permit
 from xds.ebrim.parser import parse_xml
 from xds.namespaces import SOAP12, qn
+from xds.security.tls import client_context
 from xds.soap.envelope import request_envelope, soap_content_type
 from xds.soap.faults import new_message_id
 
@@ -489,11 +490,7 @@ class MitzPolicy:
 
 
 def _ssl_context(settings: MitzSettings) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=settings.ca_file or None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if settings.cert_file:
-        context.load_cert_chain(settings.cert_file, settings.key_file or None)
-    return context
+    return client_context(settings.ca_file, settings.cert_file, settings.key_file)
 
 
 def _why(exc: BaseException) -> str:
