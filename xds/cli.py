@@ -209,17 +209,18 @@ def _serve(settings: Settings, config: str | None) -> int:
     node = Node.open(settings)
     if settings.registry_url:
         node.reconcile()
+    scheme = "https" if settings.tls_cert_file else "http"
     log.info(
         "node starting",
         extra={
             "home_community_id": node.home_community_id,
             "repository_unique_id": node.repository_unique_id,
             "database": node.engine.dialect.name,
-            "listen": f"http://{settings.host}:{settings.port}",
+            "listen": f"{scheme}://{settings.host}:{settings.port}",
         },
     )
     print(
-        f"xds {__version__}: http://{settings.host}:{settings.port}/xds/registry  "
+        f"xds {__version__}: {scheme}://{settings.host}:{settings.port}/xds/registry  "
         f"homeCommunityId={node.home_community_id}  repositoryUniqueId={node.repository_unique_id}  "
         f"database={node.engine.dialect.name}",
         flush=True,
@@ -244,19 +245,22 @@ def _run_server(settings: Settings, config: str | None, node: Node) -> int:
 
     from xds.app import create_app
 
+    options: dict[str, Any] = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False}
+    if settings.tls_cert_file:
+        from xds.web.tls import PROTOCOL, context_factory
+
+        options["http"] = PROTOCOL
+        options["ssl_context_factory"] = context_factory(
+            settings.tls_cert_file,
+            settings.tls_key_file,
+            settings.tls_client_ca_file,
+            settings.tls_require_client_cert,
+        )
     if settings.workers > 1:
         _export(settings, config)
-        uvicorn.run(
-            "xds.app:app_from_environment",
-            factory=True,
-            workers=settings.workers,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-        )
+        uvicorn.run("xds.app:app_from_environment", factory=True, workers=settings.workers, **options)
         return 0
-    uvicorn.run(create_app(node), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(create_app(node), **options)
     return 0
 
 

@@ -8,8 +8,9 @@ The keys of ARCHITECTURE.md §5 are a contract; keys may be added, never renamed
     [gateway]   timeout, deadline, max_response_bytes  (as gateway_* settings)
     [consent]   default ("opt-out" | "opt-in"), policies (["local"], add "mitz"), emergency (bool),
                 mitz = {url, timeout, ca_file, cert_file, key_file, cache_seconds, data_holder_ura, care_provider_type}
-    [xua]       trusted_certs (PEM files), audiences, clock_skew, allow_sha1, required (actor names)
-                (as xua_* settings)
+    [xua]       trusted_certs (PEM files), audiences, clock_skew, allow_sha1, required (actor names),
+                outbound ("forward" | "node" | "none"), signing_key_file, signing_cert_file, issuer  (as xua_*)
+    [tls]       cert_file, key_file, client_ca_file, require_client_cert, organisation_attribute  (as tls_*)
     [audit]     syslog_host, syslog_port, syslog_transport ("tls" | "udp"), ca_file, cert_file, key_file,
                 enterprise_site_id   (as audit_* settings)
     [[communities]] home_community_id, query_url, retrieve_url, push_url, xdm_email, assigning_authority, timeout,
@@ -70,6 +71,22 @@ class Settings:
     xua_allow_sha1: bool = False
     xua_required: tuple[str, ...] = ()
     """Actors that refuse a request without an assertion: registry, repository, responding, initiating."""
+    xua_outbound: str = "forward"
+    """What the initiating gateway's outbound calls carry: "forward" (the consumer's verified assertion, when
+    there is one), "node" (an assertion signed by this node for the consumer), or "none"."""
+    xua_signing_key_file: str = ""
+    xua_signing_cert_file: str = ""
+    xua_issuer: str = ""
+    """Issuer of the assertions this node signs (outbound = "node")."""
+    tls_cert_file: str = ""
+    """``xds serve`` over HTTPS with this certificate (PEM) and ``tls_key_file``; empty: plain HTTP."""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    """CAs whose client certificates are accepted; with ``tls_require_client_cert`` one is required."""
+    tls_require_client_cert: bool = False
+    tls_organisation_attribute: str = "organizationIdentifier"
+    """The client certificate's subject attribute that names the requester's organisation (when no XUA
+    assertion does)."""
     audit_syslog_host: str = ""
     audit_syslog_port: int = 6514
     audit_syslog_transport: str = "tls"
@@ -169,6 +186,8 @@ def _from_toml(doc: Mapping[str, Any]) -> dict[str, Any]:
         out["consent_mitz"] = dict(consent["mitz"])
     if "xua" in doc:
         out.update(_xua(doc["xua"]))
+    if "tls" in doc:
+        out.update(_tls(doc["tls"]))
     if "communities" in doc:
         out["communities"] = _communities(doc["communities"])
     return out
@@ -177,10 +196,45 @@ def _from_toml(doc: Mapping[str, Any]) -> dict[str, Any]:
 XUA_ACTORS = ("registry", "repository", "responding", "initiating")
 
 
+def _tls(table: Any) -> dict[str, Any]:
+    if not isinstance(table, Mapping):
+        raise ConfigError("[tls] must be a table")
+    unknown = set(table) - {"cert_file", "key_file", "client_ca_file", "require_client_cert", "organisation_attribute"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [tls]: {', '.join(sorted(unknown))}")
+    out: dict[str, Any] = {}
+    for key in ("cert_file", "key_file", "client_ca_file", "organisation_attribute"):
+        if key in table:
+            if not isinstance(table[key], str):
+                raise ConfigError(f"[tls] {key} must be a string")
+            out[f"tls_{key}"] = table[key]
+    if "require_client_cert" in table:
+        if not isinstance(table["require_client_cert"], bool):
+            raise ConfigError("[tls] require_client_cert must be true or false")
+        out["tls_require_client_cert"] = table["require_client_cert"]
+    if bool(out.get("tls_cert_file")) != bool(out.get("tls_key_file")):
+        raise ConfigError("[tls] cert_file and key_file go together")
+    if out.get("tls_require_client_cert") and not out.get("tls_client_ca_file"):
+        raise ConfigError("[tls] require_client_cert needs client_ca_file (whose certificates to accept)")
+    if out.get("tls_client_ca_file") and not out.get("tls_cert_file"):
+        raise ConfigError("[tls] client_ca_file needs cert_file and key_file (HTTPS)")
+    return out
+
+
 def _xua(table: Any) -> dict[str, Any]:
     if not isinstance(table, Mapping):
         raise ConfigError("[xua] must be a table")
-    unknown = set(table) - {"trusted_certs", "audiences", "clock_skew", "allow_sha1", "required"}
+    unknown = set(table) - {
+        "trusted_certs",
+        "audiences",
+        "clock_skew",
+        "allow_sha1",
+        "required",
+        "outbound",
+        "signing_key_file",
+        "signing_cert_file",
+        "issuer",
+    }
     if unknown:
         raise ConfigError(f"unknown key(s) in [xua]: {', '.join(sorted(unknown))}")
     out: dict[str, Any] = {}
@@ -199,6 +253,17 @@ def _xua(table: Any) -> dict[str, Any]:
         out["xua_allow_sha1"] = table["allow_sha1"]
     if "clock_skew" in table:
         out["xua_clock_skew"] = table["clock_skew"]
+    for key in ("outbound", "signing_key_file", "signing_cert_file", "issuer"):
+        if key in table:
+            if not isinstance(table[key], str):
+                raise ConfigError(f"[xua] {key} must be a string")
+            out[f"xua_{key}"] = table[key]
+    if out.get("xua_outbound", "forward") not in ("forward", "node", "none"):
+        raise ConfigError("[xua] outbound must be 'forward', 'node' or 'none'")
+    if out.get("xua_outbound") == "node" and not (
+        out.get("xua_signing_key_file") and out.get("xua_signing_cert_file") and out.get("xua_issuer")
+    ):
+        raise ConfigError("[xua] outbound = 'node' needs signing_key_file, signing_cert_file and issuer")
     if out.get("xua_trusted_certs") and not out.get("xua_audiences"):
         raise ConfigError("[xua] audiences must name this node's audience URI(s) when trusted_certs is set")
     if out.get("xua_required") and not out.get("xua_trusted_certs"):

@@ -165,6 +165,8 @@ class VerifiedAssertion:
     home_community_id: str = ""
     attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Every attribute of the AttributeStatements, by name."""
+    element: etree._Element | None = field(default=None, compare=False, repr=False)
+    """The verified ``saml2:Assertion`` itself (to pass on unchanged, e.g. on a gateway's outbound calls)."""
 
     def requester(self, address: str = "") -> Requester:
         """The consent gate's :class:`~xds.consent.model.Requester` for this assertion."""
@@ -257,6 +259,7 @@ class XuaVerifier:
             patient_id=single[RESOURCE_ID],
             home_community_id=single[HOME_COMMUNITY_ID],
             attributes=attributes,
+            element=assertion,
         )
 
     def _check_conditions(self, assertion: etree._Element, now: datetime) -> tuple[datetime, tuple[str, ...]]:

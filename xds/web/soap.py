@@ -26,6 +26,7 @@ ITI TF-2 Appendix V (Web Services for IHE Transactions); SOAP 1.2 Part 2 §7.5.1
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import os
@@ -46,7 +47,7 @@ from starlette.responses import Response, StreamingResponse
 from xds.audit.message import AuditMessage, Code
 from xds.audit.message import render as render_audit
 from xds.audit.transactions import AuditNode, authentication_failure
-from xds.consent.model import Requester
+from xds.consent.model import SOURCE_TLS, Requester
 from xds.errors import RegistryErrorItem, XDSError
 from xds.node import Node
 from xds.registry.transactions import Transaction
@@ -57,6 +58,7 @@ from xds.soap.faults import SoapFault, render_fault
 from xds.soap.mtom import Attachment, MtomReader, PartHeaders, PartSink
 from xds.store.audit import SpoolRecord
 from xds.store.audit import batch as audit_batch
+from xds.web.tls import certificate_organisation
 
 log = logging.getLogger("xds.transaction")
 
@@ -73,6 +75,8 @@ class SoapRequest:
     """``id()`` of attachment sinks a handler took over (they are not deleted when the request ends)."""
     requester: Requester = field(default_factory=Requester)
     """Who asks: from the verified XUA assertion, else the network peer only."""
+    assertion: etree._Element | None = None
+    """The verified XUA assertion, when there was one (a gateway may pass it on)."""
 
     @property
     def body(self) -> etree._Element:
@@ -189,6 +193,7 @@ def node_actor(
         xua=xua,
         audit_sink=lambda records: node.audit.append(records),
         audit_node=lambda: node.audit_node,
+        certificate_attribute=settings.tls_organisation_attribute,
     )
 
 
@@ -222,8 +227,10 @@ class SoapActor:
         xua: XuaVerifier | None = None,
         audit_sink: AuditSink | None = None,
         audit_node: Callable[[], AuditNode] | None = None,
+        certificate_attribute: str = "organizationIdentifier",
     ) -> None:
         self.name = name
+        self.certificate_attribute = certificate_attribute
         self.xua = xua
         self.audit_sink = audit_sink
         self.audit_node = audit_node
@@ -263,7 +270,10 @@ class SoapActor:
             except SoapFault as fault:
                 return self._fault(fault, "", started)
             address = request.client.host if request.client else ""
-            requester = Requester(address=address)
+            requester, assertion = Requester(address=address), None
+            organisation = certificate_organisation(request.scope, self.certificate_attribute)
+            if organisation:
+                requester = Requester(organisation_id=organisation, source=SOURCE_TLS, address=address)
             if self.xua is not None:
                 try:
                     verified = self.xua.verify(envelope.header, now=datetime.now(UTC))
@@ -275,8 +285,10 @@ class SoapActor:
                     await run_in_threadpool(self._audit_refusal, envelope.action, address, err.reason)
                     return self._fault(xua_fault(err), envelope.message_id, started, action=envelope.action)
                 if verified is not None:
-                    requester = verified.requester(address)
-            soap = SoapRequest(envelope, attachments, requester=requester)
+                    requester, assertion = verified.requester(address), verified.element
+                    if organisation and not requester.organisation_id:
+                        requester = dataclasses.replace(requester, organisation_id=organisation)
+            soap = SoapRequest(envelope, attachments, requester=requester, assertion=assertion)
             return await self._dispatch(soap, is_mtom, started)
         finally:
             for attachment in attachments.values():
