@@ -11,6 +11,7 @@ from __future__ import annotations
 import anyio
 
 from xca import initiating
+from xca.assertions import OutboundAssertions
 from xca.client import GatewayClient
 from xca.directory import RefreshingDirectory, load_directory
 from xca.initiating import InitiatingContext
@@ -56,17 +57,18 @@ def initiating_actor(node: Node) -> SoapActor:
         timeout=settings.gateway_timeout,
         deadline=settings.gateway_deadline,
         gate=node.gate(),
+        assertions=OutboundAssertions.from_settings(settings, home=node.home_community_id),
     )
 
     def where() -> AuditNode:
         return node.audit_node
 
     async def query(req: SoapRequest) -> bytes:
-        answer = await initiating.query(messages.adhoc_query_request(req.body), ctx, req.requester)
+        answer = await initiating.query(messages.adhoc_query_request(req.body), ctx, req.requester, req.assertion)
         return messages.adhoc_query_response(answer)
 
     async def retrieve(req: SoapRequest) -> MtomReply:
-        answer = await initiating.retrieve(xdsb.retrieve_request(req.body), ctx, req.requester)
+        answer = await initiating.retrieve(xdsb.retrieve_request(req.body), ctx, req.requester, req.assertion)
         return await anyio.to_thread.run_sync(retrieve_parts, answer, node.documents)
 
     return node_actor(

@@ -3,14 +3,17 @@
 Theory of operation: one :class:`GatewayClient` per node keeps one pooled ``httpx.AsyncHTTPTransport`` (HTTP/1.1
 keep-alive) per community, created on the event loop that first uses it. A call sends the request
 with WS-Addressing headers, streams the answer up to ``max_response_bytes`` (a peer that sends more is
-cut off, not buffered), parses it with the hardened parser, and returns a :class:`CommunityAnswer`. Every way
+cut off, not buffered), parses it with the hardened parser, and returns a :class:`CommunityAnswer`. A call
+may carry a ``wsse:Security`` header block (the XUA assertion, :mod:`xca.assertions`), which
+:func:`with_security_header` puts into the rendered envelope as a parsed element. Every way
 a community can fail (refused, timed out, TLS, a SOAP fault, not SOAP, too large, malformed) becomes
 :class:`CommunityUnavailable` with a reason for the RegistryError the initiating gateway reports; it never
 raises anything else.
 
 References
 ----------
-ITI TF-2 §3.38 (Cross Gateway Query), Appendix V (SOAP 1.2, WS-Addressing); ITI TF-2 §3.18.4.1.2.3.7.
+ITI TF-2 §3.38 (Cross Gateway Query), Appendix V (SOAP 1.2, WS-Addressing); ITI TF-2 §3.18.4.1.2.3.7;
+ITI TF-2 §3.40.4.1 (XUA assertion in the WS-Security header); OASIS WS-Security 1.1 §5 (Security header).
 """
 
 from __future__ import annotations
@@ -30,13 +33,14 @@ from xca.directory import Community, Tls
 from xds import __version__
 from xds import vocabulary as v
 from xds.ebrim import messages, xdsb
+from xds.ebrim.parser import parse_xml
 from xds.errors import RegistryErrorItem, XDSError
 from xds.model.messages import DocumentRequest, RetrieveRequest, StoredQueryRequest
 from xds.model.metadata import ObjectRef
 from xds.namespaces import QUERY, RIM, SOAP12, qn
 from xds.security.tls import client_context
 from xds.soap import mtom
-from xds.soap.envelope import parse_envelope, request_envelope, soap_content_type
+from xds.soap.envelope import WSSE, parse_envelope, request_envelope, soap_content_type
 from xds.soap.faults import SoapFault
 from xds.soap.mtom import PartHeaders
 from xds.store.documents import StagedFile
@@ -49,6 +53,8 @@ _ADHOC_QUERY_RESPONSE: Final = qn(QUERY, "AdhocQueryResponse")
 _OBJECT_LIST: Final = qn(RIM, "RegistryObjectList")
 _OBJECT_REF: Final = qn(RIM, "ObjectRef")
 _FAULT: Final = qn(SOAP12, "Fault")
+_HEADER: Final = qn(SOAP12, "Header")
+_SECURITY: Final = qn(WSSE, "Security")
 
 
 class CommunityUnavailable(Exception):
@@ -119,11 +125,16 @@ class GatewayClient:
             await self._pools.pop(key).aclose()
 
     async def cross_gateway_query(
-        self, community: Community, request: StoredQueryRequest, *, timeout: float
+        self, community: Community, request: StoredQueryRequest, *, timeout: float, security: bytes | None = None
     ) -> CommunityAnswer:
-        """ITI-38 to ``community``; raise :class:`CommunityUnavailable` when there is no usable answer."""
+        """ITI-38 to ``community``; raise :class:`CommunityUnavailable` when there is no usable answer.
+
+        ``security`` is a serialized ``wsse:Security`` header block sent with the request (none when None).
+        """
         body = messages.render_adhoc_query_request(request)
         envelope = request_envelope(action=v.ACTION_CROSS_GATEWAY_QUERY, body=body, to=community.query_url)
+        if security is not None:
+            envelope = with_security_header(envelope, security)
         status, raw = await self._post(community, community.query_url, v.ACTION_CROSS_GATEWAY_QUERY, envelope, timeout)
         return _query_answer(status, raw, community.home_community_id, self.max_response_bytes)
 
@@ -135,11 +146,15 @@ class GatewayClient:
         timeout: float,
         new_file: Callable[[], StagedFile],
         max_document_bytes: int,
+        security: bytes | None = None,
     ) -> RetrievedFrom:
         """ITI-39 to ``community``: its documents land in staged files (never in memory), which the caller
-        owns; raise :class:`CommunityUnavailable` (every file deleted) when there is no usable answer."""
+        owns; raise :class:`CommunityUnavailable` (every file deleted) when there is no usable answer.
+        ``security`` is a serialized ``wsse:Security`` header block sent with the request (none when None)."""
         body = xdsb.render_retrieve_request(request)
         envelope = request_envelope(action=v.ACTION_CROSS_GATEWAY_RETRIEVE, body=body, to=community.retrieve_url)
+        if security is not None:
+            envelope = with_security_header(envelope, security)
         files: list[StagedFile] = []
 
         def sink(_headers: PartHeaders) -> StagedFile:
@@ -185,6 +200,31 @@ class GatewayClient:
             raise
         except (httpx.HTTPError, ssl.SSLError) as exc:
             raise _unavailable(exc, timeout) from None
+
+
+def with_security_header(envelope: bytes, security: bytes) -> bytes:
+    """``envelope`` (a rendered SOAP 1.2 request) with the header block ``security`` as the last child of
+    ``env:Header``.
+
+    Both are parsed with the hardened parser and the result is serialized by lxml: the block (which may hold
+    a consumer's assertion) is never spliced in as text. The block gets no ``env:mustUnderstand``: the
+    assertion is optional for a responder unless it requires one (ITI TF-2 §3.40.4.2), and a responder that
+    does not process WS-Security must still be able to answer.
+
+    Raises
+    ------
+    ValueError
+        When ``security`` is not a ``wsse:Security`` element or ``envelope`` has no ``env:Header``.
+    """
+    block = parse_xml(security)
+    if block.tag != _SECURITY:
+        raise ValueError(f"not a wsse:Security header block: <{etree.QName(block).text}>")
+    root = parse_xml(envelope)
+    header = root.find(_HEADER)
+    if header is None:
+        raise ValueError("the envelope has no env:Header")
+    header.append(block)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes:
@@ -320,4 +360,5 @@ __all__ = [
     "CommunityUnavailable",
     "GatewayClient",
     "RetrievedFrom",
+    "with_security_header",
 ]

@@ -15,10 +15,13 @@ The merged answer keeps every community's objects and errors. A community that g
 located at its homeCommunityId. Status: Success when every community answered Success; PartialSuccess when
 some answered and some failed (or one answered PartialSuccess); Failure when none answered with Success.
 
+Each remote call may carry a XUA assertion (``ctx.assertions``, :mod:`xca.assertions`): the consumer's own,
+forwarded, or one this node signs per community; the blocks are made in a worker thread before the fan-out.
+
 References
 ----------
 ITI TF-2 §3.18.4.1.3 and XCA ITI TF-1 §18.2.3 (initiating gateway behaviour), ITI TF-2 §3.38.4.1.3
-(home on every object), ITI TF-3 Table 4.2.4.1-2 (XDSUnavailableCommunity).
+(home on every object), ITI TF-3 Table 4.2.4.1-2 (XDSUnavailableCommunity), ITI TF-2 §3.40 (XUA).
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
 import anyio
+from lxml import etree
 
 from xca import iti38, iti39
+from xca.assertions import OutboundAssertions
 from xca.client import CommunityAnswer, CommunityUnavailable, GatewayClient
 from xca.directory import Community, Directory
 from xca.iti38 import PATIENT_QUERIES, RespondingContext
@@ -94,12 +99,19 @@ class InitiatingContext:
     assigning authority."""
     gate: Gate | None = None
     """The consent gate: a FindX query for a patient the requester may not see is asked of no community."""
+    assertions: OutboundAssertions | None = None
+    """The XUA assertion of outbound calls (:mod:`xca.assertions`); None: no ``wsse:Security`` block."""
 
 
 async def query(
-    request: StoredQueryRequest, ctx: InitiatingContext, requester: Requester = iti18.ANONYMOUS
+    request: StoredQueryRequest,
+    ctx: InitiatingContext,
+    requester: Requester = iti18.ANONYMOUS,
+    assertion: etree._Element | None = None,
 ) -> QueryResponse:
     """Answer a consumer's ITI-18 with the merged answers of the communities it concerns.
+
+    ``assertion`` is the consumer's verified XUA assertion, if any (forwarded in ``"forward"`` mode).
 
     Consent: a FindX query names one patient; when the gate denies ``requester`` that patient, no community
     is asked and the answer is an empty Success (as for a patient with no documents). Our own community's
@@ -117,6 +129,7 @@ async def query(
     if local:
         calls[ctx.home_community_id] = _ask_local(request, ctx, requester)
     translate = await _translator(request, ctx, remote)
+    asked: list[tuple[Community, StoredQueryRequest]] = []
     for community in remote:
         addressed = translate(dataclasses.replace(request, home=community.home_community_id), community)
         if addressed is None:
@@ -130,11 +143,36 @@ async def query(
                 )
             )
             continue
+        asked.append((community, addressed))
+    headers = await _security_headers(ctx, requester, assertion, [(c, _patient(a)) for c, a in asked])
+    for (community, addressed), security in zip(asked, headers, strict=True):
         timeout = min(community.timeout or ctx.timeout, ctx.deadline)
-        calls[community.home_community_id] = ctx.client.cross_gateway_query(community, addressed, timeout=timeout)
+        calls[community.home_community_id] = ctx.client.cross_gateway_query(
+            community, addressed, timeout=timeout, security=security
+        )
     answers = await _gather(calls, ctx.deadline - (time.monotonic() - started))
     merged = merge(answers)
     return dataclasses.replace(merged, errors=(*merged.errors, *notes)) if notes else merged
+
+
+async def _security_headers(
+    ctx: InitiatingContext,
+    requester: Requester,
+    assertion: etree._Element | None,
+    asked: Sequence[tuple[Community, str]],
+) -> list[bytes | None]:
+    """The ``wsse:Security`` block of the call to each ``(community, patient id)`` (None: no block).
+
+    Made in a worker thread: a node-signed assertion is one RSA signature per community.
+    """
+    assertions = ctx.assertions
+    if assertions is None or assertions.mode == "none" or not asked:
+        return [None] * len(asked)
+
+    def make() -> list[bytes | None]:
+        return [assertions.header(requester, assertion, c, patient_id=patient) for c, patient in asked]
+
+    return await anyio.to_thread.run_sync(make)
 
 
 Translate = Callable[[StoredQueryRequest, Community], "StoredQueryRequest | None"]
@@ -225,9 +263,14 @@ async def _gather(calls: Mapping[str, Awaitable[T]], deadline: float) -> dict[st
 
 
 async def retrieve(
-    request: RetrieveRequest, ctx: InitiatingContext, requester: Requester = iti18.ANONYMOUS
+    request: RetrieveRequest,
+    ctx: InitiatingContext,
+    requester: Requester = iti18.ANONYMOUS,
+    assertion: etree._Element | None = None,
 ) -> RetrieveResponse:
     """Answer a consumer's ITI-43: one ITI-39 per community (ours in-process), all at once, merged.
+
+    ``assertion`` is the consumer's verified XUA assertion, if any (forwarded in ``"forward"`` mode).
 
     A DocumentRequest without HomeCommunityId is for our own community. A remote document's content is a
     staged file (``content.ref`` is its path) that the caller streams and deletes; our own documents have
@@ -247,16 +290,19 @@ async def retrieve(
             continue
         groups.setdefault(home, []).append(dataclasses.replace(d, home_community_id=home))
     started = time.monotonic()
+    remote = {h: c for h in groups if h != ctx.home_community_id and (c := ctx.directory.get(h)) is not None}
+    blocks = await _security_headers(ctx, requester, assertion, [(c, "") for c in remote.values()])
+    headers = dict(zip(remote, blocks, strict=True))
     calls: dict[str, Awaitable[RetrieveResponse]] = {}
     for home, docs in groups.items():
         sub = RetrieveRequest(documents=tuple(docs))
         if home == ctx.home_community_id:
             calls[home] = anyio.to_thread.run_sync(iti39.cross_gateway_retrieve, sub, ctx.local_retrieve, requester)
         else:
-            community = ctx.directory.get(home)
+            community = remote.get(home)
             assert community is not None
             timeout = min(community.timeout or ctx.timeout, ctx.deadline)
-            calls[home] = _remote_retrieve(ctx, community, sub, timeout, new_file)
+            calls[home] = _remote_retrieve(ctx, community, sub, timeout, new_file, headers[home])
     answers = await _gather(calls, ctx.deadline - (time.monotonic() - started))
     documents: list[RetrievedDocument] = []
     for home, answer in sorted(answers.items()):
@@ -276,9 +322,15 @@ async def _remote_retrieve(
     request: RetrieveRequest,
     timeout: float,
     new_file: Callable[[], StagedFile],
+    security: bytes | None = None,
 ) -> RetrieveResponse:
     got = await ctx.client.cross_gateway_retrieve(
-        community, request, timeout=timeout, new_file=new_file, max_document_bytes=ctx.max_document_bytes
+        community,
+        request,
+        timeout=timeout,
+        new_file=new_file,
+        max_document_bytes=ctx.max_document_bytes,
+        security=security,
     )
     documents = tuple(
         RetrievedDocument(
