@@ -47,6 +47,7 @@ from xds.registry.ports import (
 )
 from xds.registry.sq_params import ParsedQuery
 from xds.store import queries
+from xds.store.hooks import run_before_commit
 from xds.store.queries import COLUMNS, RO, to_objects
 
 OC = cast(Table, ObjectCode.__table__)
@@ -374,6 +375,7 @@ class SqlRegistryStore:
         try:
             with self._write() as conn:
                 yield SqlTx(conn)
+                run_before_commit(conn)  # e.g. the audit record of the submission (xds.store.hooks)
         except IntegrityError as exc:
             if not _unique_violation(exc):
                 raise  # a bug (not-null, foreign key...), not a race: the adapter logs it as an internal error

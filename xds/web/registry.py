@@ -36,6 +36,7 @@ def registry_actor(node: Node) -> SoapActor:
                 register,
                 messages.registry_failure,
                 audits.submission(where, tx.register_document_set),
+                audit_in_transaction=True,
             ),
             Operation(
                 iti18.TRANSACTION, query, messages.adhoc_query_failure, audits.query(where, tx.registry_stored_query)

@@ -109,7 +109,11 @@ def repository_actor(node: Node) -> SoapActor:
         "Document Repository",
         [
             Operation(
-                iti41.TRANSACTION, provide, messages.registry_failure, audits.submission(where, tx.provide_and_register)
+                iti41.TRANSACTION,
+                provide,
+                messages.registry_failure,
+                audits.submission(where, tx.provide_and_register),
+                audit_in_transaction=True,
             ),
             Operation(
                 iti43.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(where, tx.retrieve_document_set)

@@ -40,6 +40,7 @@ from typing import IO, Final
 
 import anyio
 from lxml import etree
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -56,8 +57,9 @@ from xds.soap import faults, mtom
 from xds.soap.envelope import CONTENT_TYPE, Envelope, parse_envelope, render_envelope
 from xds.soap.faults import SoapFault, render_fault
 from xds.soap.mtom import Attachment, MtomReader, PartHeaders, PartSink
-from xds.store.audit import SpoolRecord
+from xds.store.audit import SpoolRecord, SqlAuditSpool
 from xds.store.audit import batch as audit_batch
+from xds.store.hooks import before_commit
 from xds.web.tls import certificate_organisation
 
 log = logging.getLogger("xds.transaction")
@@ -152,6 +154,8 @@ class Operation:
     handler: Handler
     error_body: ErrorBody
     audit: Audit | None = None
+    audit_in_transaction: bool = False
+    """A submission: its Success audit record is written inside the registry transaction that stores it."""
 
 
 class _TooLarge(Exception):
@@ -194,6 +198,7 @@ def node_actor(
         audit_sink=lambda records: node.audit.append(records),
         audit_node=lambda: node.audit_node,
         certificate_attribute=settings.tls_organisation_attribute,
+        audit_spool=node.audit,
     )
 
 
@@ -228,8 +233,10 @@ class SoapActor:
         audit_sink: AuditSink | None = None,
         audit_node: Callable[[], AuditNode] | None = None,
         certificate_attribute: str = "organizationIdentifier",
+        audit_spool: SqlAuditSpool | None = None,
     ) -> None:
         self.name = name
+        self.audit_spool = audit_spool
         self.certificate_attribute = certificate_attribute
         self.xua = xua
         self.audit_sink = audit_sink
@@ -322,7 +329,8 @@ class SoapActor:
                 detail=envelope.action,
             )
             return self._fault(unsupported, envelope.message_id, started)
-        with audit_batch() as pending:  # consent decisions made while answering, written with the answer's record
+        in_tx: list[bool] = []  # set when the Success record was written inside the registry transaction
+        with audit_batch() as pending, before_commit(self._audit_hook(op, soap, in_tx)):
             try:
                 if inspect.iscoroutinefunction(op.handler):
                     payload = await op.handler(soap)
@@ -335,19 +343,21 @@ class SoapActor:
                 codes = tuple(i.error_code for i in items)
                 status = "Failure"
             except SoapFault as fault:
-                await self._keep(pending)
+                await self._keep(op, soap, pending)
                 return self._fault(fault, envelope.message_id, started, action=envelope.action)
             except Exception:
                 log.exception("unexpected failure in %s", op.transaction.id)
-                await self._keep(pending)
+                await self._keep(op, soap, pending)
                 internal = SoapFault("internal error; the failure was logged", code="Receiver")
                 return self._fault(internal, envelope.message_id, started, action=envelope.action)
         reply = payload if isinstance(payload, MtomReply) else MtomReply(payload)
         if not status:  # answered normally: the answer itself may still say PartialSuccess or Failure
             status, codes = _outcome(reply.body)
-        if self.audit_sink is not None and (op.audit is not None or pending):
+        if in_tx and status != "Success":  # committed, then the answer failed after all: say so as well
+            in_tx.clear()
+        if self.audit_sink is not None and ((op.audit is not None and not in_tx) or pending):
             try:
-                await run_in_threadpool(self._audit, op, soap, status, pending)
+                await run_in_threadpool(self._audit, op if not in_tx else None, soap, status, pending)
             except Exception:
                 close_parts(reply.parts)
                 log.exception("the audit record of %s could not be kept; the answer is withheld", op.transaction.id)
@@ -374,31 +384,38 @@ class SoapActor:
         except Exception:
             log.exception("the audit record of a refused XUA assertion could not be kept")
 
-    async def _keep(self, pending: list[SpoolRecord]) -> None:
-        """Write the decisions of a request that ended in a fault (best effort: the fault goes out anyway)."""
-        if pending and self.audit_sink is not None:
-            try:
-                await run_in_threadpool(self.audit_sink, pending)
-            except Exception:
-                log.exception("the consent decisions of a failed request could not be kept")
+    async def _keep(self, op: Operation, soap: SoapRequest, pending: list[SpoolRecord]) -> None:
+        """Audit a request that ended in a fault: its decisions and a Failure record (best effort: the fault
+        goes out anyway)."""
+        if self.audit_sink is None:
+            return
+        try:
+            records = [*pending, *_transaction_record(op, soap, "Failure")]
+            if records:
+                await run_in_threadpool(self.audit_sink, records)
+        except Exception:
+            log.exception("the audit record of a failed %s could not be kept", op.transaction.id)
 
-    def _audit(self, op: Operation, soap: SoapRequest, status: str, pending: list[SpoolRecord]) -> None:
-        """Write the request's decisions and the transaction's own record in one database transaction."""
+    def _audit(self, op: Operation | None, soap: SoapRequest, status: str, pending: list[SpoolRecord]) -> None:
+        """Write the request's decisions and the transaction's own record (``op``; None: written already) in
+        one database transaction."""
         assert self.audit_sink is not None
         records = list(pending)
-        message = op.audit(soap, status) if op.audit is not None else None
-        if message is not None:
-            patients = [o.id for o in message.objects if o.type_code == 1]
-            records.append(
-                SpoolRecord(
-                    event=op.transaction.id,
-                    outcome=message.outcome,
-                    xml=render_audit(message),
-                    patient_id=patients[0] if patients else "",
-                    recorded=message.time,
-                )
-            )
+        if op is not None:
+            records.extend(_transaction_record(op, soap, status))
         self.audit_sink(records)
+
+    def _audit_hook(self, op: Operation, soap: SoapRequest, done: list[bool]) -> Callable[[Connection], None] | None:
+        """For a submission: write its Success record on the registry transaction's connection."""
+        if not op.audit_in_transaction or op.audit is None or self.audit_spool is None:
+            return None
+        spool = self.audit_spool
+
+        def hook(conn: Connection) -> None:
+            spool.append(_transaction_record(op, soap, "Success"), conn=conn)
+            done.append(True)
+
+        return hook
 
     def _fault(
         self,
@@ -428,6 +445,23 @@ class SoapActor:
                 "duration_ms": round(1000 * (time.perf_counter() - started), 2),
             },
         )
+
+
+def _transaction_record(op: Operation, soap: SoapRequest, status: str) -> list[SpoolRecord]:
+    """The audit record of ``op`` answered with ``status`` (none when the operation records none)."""
+    message = op.audit(soap, status) if op.audit is not None else None
+    if message is None:
+        return []
+    patients = [o.id for o in message.objects if o.type_code == 1]
+    return [
+        SpoolRecord(
+            event=op.transaction.id,
+            outcome=message.outcome,
+            xml=render_audit(message),
+            patient_id=patients[0] if patients else "",
+            recorded=message.time,
+        )
+    ]
 
 
 _NO_CODES: tuple[str, ...] = ()
