@@ -451,3 +451,49 @@ def test_xua_fault(subcode: str) -> None:
     value = rendered.find(f".//{{{SOAP12}}}Code/{{{SOAP12}}}Value")
     assert value is not None and value.text == "env:Sender"
     assert b"digest" not in render_fault(fault) and "_abc" not in fault.reason
+
+
+# --- the cache of verified signatures ------------------------------------------------------------------------
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, verifier: XuaVerifier) -> list[int]:
+    calls: list[int] = []
+    real = verifier._verify_crypto
+
+    def counted(assertion: etree._Element, signature: etree._Element) -> None:
+        calls.append(1)
+        real(assertion, signature)
+
+    monkeypatch.setattr(verifier, "_verify_crypto", counted)
+    return calls
+
+
+def test_the_same_assertion_again_skips_only_the_signature_check(
+    trust_store: str, trusted: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = XuaVerifier(XuaSettings((trust_store,), (AUDIENCE,)))
+    calls = _counting(monkeypatch, verifier)
+    token = signed(trusted)
+    first = verifier.verify(header_with(token), now=NOW)
+    again = verifier.verify(header_with(token), now=NOW)
+    assert first is not None and again is not None and first.subject == again.subject
+    assert len(calls) == 1
+    with pytest.raises(XuaError, match="expired"):  # conditions are checked on every request
+        verifier.verify(header_with(token), now=NOW + timedelta(hours=1))
+    with pytest.raises(XuaError):  # and so is the header's shape (a second assertion beside it)
+        verifier.verify(header_with(token, assertion()), now=NOW)
+    tampered = etree.fromstring(etree.tostring(token).replace(b"UZI-123456789", b"UZI-999999999"))
+    with pytest.raises(XuaError):  # other bytes: not the cached signature
+        verifier.verify(header_with(tampered), now=NOW)
+    assert len(calls) == 2
+
+
+def test_the_cache_is_bounded(trust_store: str, trusted: Signer, monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier = XuaVerifier(XuaSettings((trust_store,), (AUDIENCE,)), cache_size=2)
+    calls = _counting(monkeypatch, verifier)
+    tokens = [signed(trusted) for _ in range(3)]
+    for token in tokens:
+        verifier.verify(header_with(token), now=NOW)
+    verifier.verify(header_with(tokens[0]), now=NOW)  # evicted by the third: checked again
+    verifier.verify(header_with(tokens[2]), now=NOW)  # still remembered
+    assert len(calls) == 4

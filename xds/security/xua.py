@@ -48,7 +48,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import ssl
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -106,6 +109,12 @@ _SHA1_SIGNATURE: Final = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
 _SHA1_DIGEST: Final = "http://www.w3.org/2000/09/xmldsig#sha1"
 _ID_ATTRIBUTES: Final = frozenset({"ID", "Id", "id"})
 _SINGLE_VALUED: Final = (SUBJECT_ID, ORGANIZATION, ORGANIZATION_ID, PURPOSE_OF_USE, RESOURCE_ID, HOME_COMMUNITY_ID)
+
+
+VERIFIED_CACHE_SIZE: Final = 10_000
+"""How many verified assertions a verifier remembers (by the SHA-256 of their exclusive canonical form), so
+a consumer that sends the same assertion with every request pays the signature check once. Everything else
+(location, shape, validity window, audience, attributes) is checked on every request."""
 
 
 class XuaError(Exception):
@@ -193,11 +202,14 @@ class _TrustedCert:
 class XuaVerifier:
     """Verifies the XUA assertion of incoming requests against :class:`XuaSettings` (see the module doc)."""
 
-    def __init__(self, settings: XuaSettings) -> None:
+    def __init__(self, settings: XuaSettings, *, cache_size: int = VERIFIED_CACHE_SIZE) -> None:
         self.settings = settings
         self._trusted = tuple(cert for path in settings.trusted_certs for cert in _load_certs(Path(path)))
         if not self._trusted:
             raise ValueError("no certificate found in the XUA trust store")
+        self._verified: OrderedDict[bytes, None] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     def verify(self, header: etree._Element | None, *, now: datetime) -> VerifiedAssertion | None:
         """Verify the assertion in ``header`` (the request's ``env:Header``) at time ``now``.
@@ -215,7 +227,17 @@ class XuaVerifier:
                 raise XuaError("no SAML assertion in a wsse:Security header")
             return None
         signature = _check_signature_shape(assertion, allow_sha1=self.settings.allow_sha1)
-        self._verify_crypto(assertion, signature)
+        key = hashlib.sha256(etree.tostring(assertion, method="c14n", exclusive=True, with_comments=True)).digest()
+        with self._lock:
+            known = key in self._verified
+            if known:
+                self._verified.move_to_end(key)
+        if not known:
+            self._verify_crypto(assertion, signature)
+            with self._lock:
+                self._verified[key] = None
+                while len(self._verified) > self._cache_size:
+                    self._verified.popitem(last=False)
         return self._read(assertion, now)
 
     def _verify_crypto(self, assertion: etree._Element, signature: etree._Element) -> None:
