@@ -36,7 +36,7 @@ from xds.repository.local import LocalRegistry
 from xds.repository.ports import Registry
 from xds.repository.remote import Reconciled, RemoteRegistry
 from xds.soap.mtom import PartHeaders
-from xds.store.audit import SpoolRecord, SqlAuditSpool
+from xds.store.audit import SpoolRecord, SqlAuditSpool, first_in_batch
 
 if TYPE_CHECKING:
     from xds.audit.syslog import Forwarder
@@ -188,7 +188,7 @@ class Node:
                 )
             ]
         )
-        if decision.emergency:
+        if decision.emergency and first_in_batch(f"emergency {request.patient_id}"):  # one per patient and request
             r = request.requester
             self.consents.record_emergency(
                 patient_id=request.patient_id,

@@ -51,6 +51,7 @@ class SpooledRecord:
 
 
 _BATCH: ContextVar[list[SpoolRecord] | None] = ContextVar("xds_audit_batch", default=None)
+_SEEN: ContextVar[set[str] | None] = ContextVar("xds_audit_batch_seen", default=None)
 
 
 @contextmanager
@@ -60,11 +61,24 @@ def batch() -> Iterator[list[SpoolRecord]]:
     The context is copied into worker threads (``anyio.to_thread``), so records of work done there land too.
     """
     pending: list[SpoolRecord] = []
-    token = _BATCH.set(pending)
+    token, seen = _BATCH.set(pending), _SEEN.set(set())
     try:
         yield pending
     finally:
         _BATCH.reset(token)
+        _SEEN.reset(seen)
+
+
+def first_in_batch(key: str) -> bool:
+    """True the first time ``key`` is asked about within the current :func:`batch` (always True outside one):
+    for what should happen once per request, such as an emergency-access record per patient."""
+    seen = _SEEN.get()
+    if seen is None:
+        return True
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
 
 
 class SqlAuditSpool:
@@ -147,4 +161,4 @@ class SqlAuditSpool:
             return int(conn.execute(select(func.count()).select_from(AUD).where(AUD.c.sent.is_(None))).scalar_one())
 
 
-__all__ = ["SpoolRecord", "SpooledRecord", "SqlAuditSpool", "batch"]
+__all__ = ["SpoolRecord", "SpooledRecord", "SqlAuditSpool", "batch", "first_in_batch"]
