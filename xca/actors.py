@@ -28,7 +28,7 @@ from xds.repository import iti43
 from xds.soap.wsdl import render_wsdl
 from xds.web import audits
 from xds.web.repository import retrieve_parts
-from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest, node_actor
+from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest, node_actor, spool_record
 
 INITIATING_PATH = "/xca/initiating"
 
@@ -57,6 +57,8 @@ def initiating_actor(node: Node) -> SoapActor:
         timeout=settings.gateway_timeout,
         deadline=settings.gateway_deadline,
         gate=node.gate(),
+        audit=lambda messages_: node.audit.record([spool_record(m) for m in messages_]),
+        audit_node=lambda: node.audit_node,
         assertions=OutboundAssertions.from_settings(settings, home=node.home_community_id),
     )
 

@@ -31,6 +31,7 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final, TypeVar
 
 import anyio
@@ -43,8 +44,13 @@ from xca.directory import Community, Directory
 from xca.iti38 import PATIENT_QUERIES, RespondingContext
 from xca.iti39 import RetrieveGatewayContext
 from xds import vocabulary as v
+from xds.audit import transactions as audits
+from xds.audit.message import AuditMessage
+from xds.audit.transactions import AuditNode, DocumentRef, outcome_for_status
 from xds.consent.gate import Gate
 from xds.consent.model import Requester
+from xds.ebrim import messages
+from xds.ebrim.parser import parse_xml
 from xds.errors import (
     ErrorCode,
     MissingHomeCommunityId,
@@ -65,6 +71,7 @@ from xds.model.messages import (
     outcome_status,
 )
 from xds.model.metadata import ObjectRef
+from xds.namespaces import RIM, qn
 from xds.registry import iti18
 from xds.store.documents import StagedFile
 
@@ -99,6 +106,9 @@ class InitiatingContext:
     assigning authority."""
     gate: Gate | None = None
     """The consent gate: a FindX query for a patient the requester may not see is asked of no community."""
+    audit: Callable[[Sequence[AuditMessage]], None] | None = None
+    """Keeps the audit records of the outbound calls (ITI-38/ITI-39 as the Initiating Gateway records them)."""
+    audit_node: Callable[[], AuditNode] | None = None
     assertions: OutboundAssertions | None = None
     """The XUA assertion of outbound calls (:mod:`xca.assertions`); None: no ``wsse:Security`` block."""
 
@@ -151,8 +161,74 @@ async def query(
             community, addressed, timeout=timeout, security=security
         )
     answers = await _gather(calls, ctx.deadline - (time.monotonic() - started))
+    _audit_queries(ctx, requester, asked, answers)
+    if ctx.gate is not None:
+        remote_answers = {h: a for h, a in answers.items() if h != ctx.home_community_id}
+        answers.update(await anyio.to_thread.run_sync(_consented, remote_answers, patient, requester, ctx.gate))
     merged = merge(answers)
     return dataclasses.replace(merged, errors=(*merged.errors, *notes)) if notes else merged
+
+
+_CLASSIFICATION: Final = qn(RIM, "Classification")
+_EXTERNAL_IDENTIFIER: Final = qn(RIM, "ExternalIdentifier")
+_PATIENT_SCHEMES: Final = frozenset({v.DE_PATIENT_ID, v.SS_PATIENT_ID, v.FOLDER_PATIENT_ID})
+
+
+def _consented(
+    answers: Mapping[str, CommunityAnswer | CommunityUnavailable], patient: str, requester: Requester, gate: Gate
+) -> dict[str, CommunityAnswer | CommunityUnavailable]:
+    """Remote communities' LeafClass objects the gate releases to ``requester``, per (patient, data category).
+
+    The patient is the one the FindX query named (our own id, whatever domain the community answered in); for
+    a GetX query it is the patientId the object carries. An object that names no patient is withheld (fail
+    closed); an association is kept only when neither end was withheld. ObjectRef answers carry no metadata:
+    they were decided per patient before the fan-out.
+    """
+    parsed = {
+        home: [(leaf, parse_xml(leaf.encode())) for leaf in answer.leaf]
+        for home, answer in answers.items()
+        if not isinstance(answer, CommunityUnavailable) and answer.leaf
+    }
+    keys = {
+        id(e): _key(e, patient)
+        for objects in parsed.values()
+        for _, e in objects
+        if etree.QName(e).localname != "Association"
+    }
+    allowed = gate.permitted((k for k in keys.values() if k is not None), requester)  # once per key, all communities
+    out = dict(answers)
+    for home, objects in parsed.items():
+        withheld = {e.get("id", "") for _, e in objects if id(e) in keys and keys[id(e)] not in allowed}
+        kept = []
+        for leaf, e in objects:
+            if id(e) in keys:
+                if keys[id(e)] in allowed:
+                    kept.append(leaf)
+            elif e.get("sourceObject") not in withheld and e.get("targetObject") not in withheld:
+                kept.append(leaf)
+        answer = answers[home]
+        assert not isinstance(answer, CommunityUnavailable)
+        out[home] = dataclasses.replace(answer, leaf=tuple(kept))
+    return out
+
+
+def _key(obj: etree._Element, patient: str) -> tuple[str, str] | None:
+    """(patient, data category) of a remote DocumentEntry, SubmissionSet or Folder; None when it names no patient."""
+    if not patient:
+        ids = [
+            x.get("value", "")
+            for x in obj.iter(_EXTERNAL_IDENTIFIER)
+            if x.get("identificationScheme") in _PATIENT_SCHEMES
+        ]
+        patient = ids[0] if ids else ""
+    if not patient:
+        return None
+    categories = [
+        c.get("nodeRepresentation", "")
+        for c in obj.iter(_CLASSIFICATION)
+        if c.get("classificationScheme") == v.DE_CLASS_CODE
+    ]
+    return patient, categories[0] if categories else ""
 
 
 async def _security_headers(
@@ -304,6 +380,7 @@ async def retrieve(
             timeout = min(community.timeout or ctx.timeout, ctx.deadline)
             calls[home] = _remote_retrieve(ctx, community, sub, timeout, new_file, headers[home])
     answers = await _gather(calls, ctx.deadline - (time.monotonic() - started))
+    _audit_retrieves(ctx, requester, remote, groups, answers)
     documents: list[RetrievedDocument] = []
     for home, answer in sorted(answers.items()):
         if isinstance(answer, CommunityUnavailable):
@@ -343,6 +420,68 @@ async def _remote_retrieve(
         for ids, mime_type, staged in got.documents
     )
     return RetrieveResponse(status=got.status, errors=got.errors, documents=documents)
+
+
+def _outcome(answer: object) -> int:
+    if isinstance(answer, CommunityUnavailable):
+        return outcome_for_status(v.RESPONSE_FAILURE)
+    return outcome_for_status(str(getattr(answer, "status", "")))
+
+
+def _audit_queries(
+    ctx: InitiatingContext,
+    requester: Requester,
+    asked: Sequence[tuple[Community, StoredQueryRequest]],
+    answers: Mapping[str, object],
+) -> None:
+    """One ITI-38 record per community asked (into the request's audit batch)."""
+    if ctx.audit is None or ctx.audit_node is None or not asked:
+        return
+    node, now = ctx.audit_node(), datetime.now(UTC)
+    ctx.audit(
+        [
+            audits.outbound_query(
+                node=node,
+                requester=requester,
+                time=now,
+                outcome=_outcome(answers.get(c.home_community_id)),
+                query=messages.render_adhoc_query_request(addressed),
+                query_id=addressed.query_id,
+                patient_id=_patient(addressed),
+                home_community_id=c.home_community_id,
+                destination=c.query_url,
+            )
+            for c, addressed in asked
+        ]
+    )
+
+
+def _audit_retrieves(
+    ctx: InitiatingContext,
+    requester: Requester,
+    remote: Mapping[str, Community],
+    groups: Mapping[str, Sequence[DocumentRequest]],
+    answers: Mapping[str, object],
+) -> None:
+    """One ITI-39 record per community asked (into the request's audit batch)."""
+    if ctx.audit is None or ctx.audit_node is None or not remote:
+        return
+    node, now = ctx.audit_node(), datetime.now(UTC)
+    ctx.audit(
+        [
+            audits.outbound_retrieve(
+                node=node,
+                requester=requester,
+                time=now,
+                outcome=_outcome(answers.get(home)),
+                documents=[
+                    DocumentRef(d.document_unique_id, d.repository_unique_id, d.home_community_id) for d in groups[home]
+                ],
+                source=community.retrieve_url,
+            )
+            for home, community in remote.items()
+        ]
+    )
 
 
 def _unavailable_item(home: str, answer: CommunityUnavailable) -> RegistryErrorItem:

@@ -203,3 +203,18 @@ def test_find_documents_and_retrieve_across_three_nodes(network: dict[str, Commu
         wanted[0]: (HOMES["b"], network["b"].documents[wanted[0]]),
         wanted[1]: (HOMES["c"], network["c"].documents[wanted[1]]),
     }
+
+    # Node A's audit trail: the consumer's ITI-18 and ITI-43, and one ITI-38 per community it asked (the
+    # fakes as failures), one ITI-39 per community it retrieved from; node B audited its own side.
+    def events(name: str) -> list[tuple[str, int]]:
+        listed = network[name].files.cli("audit", "list", "--json", "--limit", "1000")
+        assert listed.returncode == 0, listed.stderr
+        return [(r["event"], r["outcome"]) for r in json.loads(listed.stdout)]
+
+    a_events = events("a")
+    assert a_events.count(("ITI-18", 4)) == 1 and a_events.count(("ITI-43", 0)) == 1
+    iti38 = [outcome for event, outcome in a_events if event == "ITI-38"]
+    assert sorted(iti38) == sorted([0, 0] + [8] * len(FAKES))
+    assert sorted(outcome for event, outcome in a_events if event == "ITI-39") == [0, 0]
+    b_events = events("b")
+    assert ("ITI-38", 0) in b_events and ("ITI-39", 0) in b_events

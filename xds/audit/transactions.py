@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
+from urllib.parse import urlsplit
 
 from xds import vocabulary as v
 from xds.audit.message import (
@@ -496,6 +497,93 @@ def consent_decision(*, node: AuditNode, request: AccessRequest, decision: Decis
     )
 
 
+def _peer(endpoint: str, role: Code, *, requestor: bool) -> ActiveParticipant:
+    """Another node, named by its SOAP endpoint URL (its host is the network access point)."""
+    nap_type, nap_id = _access_point(urlsplit(endpoint).hostname or "")
+    return ActiveParticipant(
+        user_id=endpoint,
+        user_is_requestor=requestor,
+        role_id_codes=(role,),
+        network_access_point_type_code=nap_type,
+        network_access_point_id=nap_id,
+    )
+
+
+def _this_node_asking(node: AuditNode, role: Code) -> ActiveParticipant:
+    """This node as the requesting system of an outbound call (its UserID is the anonymous ReplyTo)."""
+    nap_type, nap_id = _access_point(node.host)
+    return ActiveParticipant(
+        user_id=ANONYMOUS,
+        alternative_user_id=node.process_id,
+        user_is_requestor=True,
+        role_id_codes=(role,),
+        network_access_point_type_code=nap_type,
+        network_access_point_id=nap_id,
+    )
+
+
+def outbound_query(
+    *,
+    node: AuditNode,
+    requester: Requester,
+    time: datetime,
+    outcome: int,
+    query: bytes,
+    query_id: str,
+    patient_id: str,
+    home_community_id: str,
+    destination: str,
+) -> AuditMessage:
+    """ITI-38 as the Initiating Gateway records it (ITI TF-2 §3.38.6): this node the Source and requestor, the
+    consumer's user as Human Requestor, the Responding Gateway at ``destination`` the Destination."""
+    return AuditMessage(
+        event_id=EVENT_QUERY,
+        action="E",
+        outcome=outcome,
+        time=time,
+        type_codes=(ITI_38,),
+        purpose_of_use=_purpose(requester),
+        participants=(
+            _this_node_asking(node, ROLE_SOURCE),
+            *_human_requestor(requester),
+            _peer(destination, ROLE_DESTINATION, requestor=False),
+        ),
+        source=_source(node),
+        objects=(
+            *_patients((patient_id,)),
+            _query_object(ITI_38, query_id, query, "UTF-8", home_community_id),
+        ),
+    )
+
+
+def outbound_retrieve(
+    *,
+    node: AuditNode,
+    requester: Requester,
+    time: datetime,
+    outcome: int,
+    documents: Sequence[DocumentRef],
+    source: str,
+) -> AuditMessage:
+    """ITI-39 as the Initiating Gateway records it (ITI TF-2 §3.39.6): Import; the Responding Gateway at
+    ``source`` the Source, this node the Destination and requestor, the consumer's user as Human Requestor."""
+    return AuditMessage(
+        event_id=EVENT_IMPORT,
+        action="C",
+        outcome=outcome,
+        time=time,
+        type_codes=(ITI_39,),
+        purpose_of_use=_purpose(requester),
+        participants=(
+            _peer(source, ROLE_SOURCE, requestor=False),
+            _this_node_asking(node, ROLE_DESTINATION),
+            *_human_requestor(requester),
+        ),
+        source=_source(node),
+        objects=tuple(_document_object(d) for d in documents),
+    )
+
+
 def authentication_failure(
     *, node: AuditNode, address: str, time: datetime, reason: str, transaction: Code | None = None
 ) -> AuditMessage:
@@ -547,6 +635,8 @@ __all__ = [
     "consent_decision",
     "cross_gateway_query",
     "cross_gateway_retrieve",
+    "outbound_query",
+    "outbound_retrieve",
     "outcome_for_status",
     "provide_and_register",
     "register_document_set",

@@ -447,21 +447,23 @@ class SoapActor:
         )
 
 
+def spool_record(message: AuditMessage, event: str = "") -> SpoolRecord:
+    """``message`` as a spool record: ``event`` (default its first EventTypeCode), outcome and patient."""
+    patients = [o.id for o in message.objects if o.type_code == 1]
+    kind = event or (message.type_codes[0].code if message.type_codes else message.event_id.code)
+    return SpoolRecord(
+        event=kind,
+        outcome=message.outcome,
+        xml=render_audit(message),
+        patient_id=patients[0] if patients else "",
+        recorded=message.time,
+    )
+
+
 def _transaction_record(op: Operation, soap: SoapRequest, status: str) -> list[SpoolRecord]:
     """The audit record of ``op`` answered with ``status`` (none when the operation records none)."""
     message = op.audit(soap, status) if op.audit is not None else None
-    if message is None:
-        return []
-    patients = [o.id for o in message.objects if o.type_code == 1]
-    return [
-        SpoolRecord(
-            event=op.transaction.id,
-            outcome=message.outcome,
-            xml=render_audit(message),
-            patient_id=patients[0] if patients else "",
-            recorded=message.time,
-        )
-    ]
+    return [] if message is None else [spool_record(message, op.transaction.id)]
 
 
 _NO_CODES: tuple[str, ...] = ()
@@ -522,4 +524,5 @@ __all__ = [
     "close_parts",
     "file_part",
     "node_actor",
+    "spool_record",
 ]
