@@ -161,28 +161,27 @@ def _code(value: str, default_system: str) -> Code:
     return Code(code, system or default_system)
 
 
-def _requesting_system(requester: Requester, reply_to: str, role: Code) -> ActiveParticipant:
-    """The requesting system: UserID is its ``wsa:ReplyTo``, its address the network access point."""
-    nap_type, nap_id = _access_point(requester.address)
+def _system(user_id: str, host: str, role: Code, *, requestor: bool, alternative: str = "") -> ActiveParticipant:
+    """A system taking part: its UserID, its host or address as the network access point, its role."""
+    nap_type, nap_id = _access_point(host)
     return ActiveParticipant(
-        user_id=reply_to or ANONYMOUS,
-        user_is_requestor=True,
+        user_id=user_id,
+        alternative_user_id=alternative,
+        user_is_requestor=requestor,
         role_id_codes=(role,),
         network_access_point_type_code=nap_type,
         network_access_point_id=nap_id,
     )
+
+
+def _requesting_system(requester: Requester, reply_to: str, role: Code) -> ActiveParticipant:
+    """The requesting system: UserID is its ``wsa:ReplyTo``, its address the network access point."""
+    return _system(reply_to or ANONYMOUS, requester.address, role, requestor=True)
 
 
 def _this_node(node: AuditNode, role: Code) -> ActiveParticipant:
-    nap_type, nap_id = _access_point(node.host)
-    return ActiveParticipant(
-        user_id=node.endpoint,
-        alternative_user_id=node.process_id,
-        user_is_requestor=False,
-        role_id_codes=(role,),
-        network_access_point_type_code=nap_type,
-        network_access_point_id=nap_id,
-    )
+    """This node answering: UserID is its endpoint, AlternativeUserID its process id."""
+    return _system(node.endpoint, node.host, role, requestor=False, alternative=node.process_id)
 
 
 def _to_this_node(requester: Requester, reply_to: str, node: AuditNode) -> tuple[ActiveParticipant, ...]:
@@ -499,27 +498,12 @@ def consent_decision(*, node: AuditNode, request: AccessRequest, decision: Decis
 
 def _peer(endpoint: str, role: Code, *, requestor: bool) -> ActiveParticipant:
     """Another node, named by its SOAP endpoint URL (its host is the network access point)."""
-    nap_type, nap_id = _access_point(urlsplit(endpoint).hostname or "")
-    return ActiveParticipant(
-        user_id=endpoint,
-        user_is_requestor=requestor,
-        role_id_codes=(role,),
-        network_access_point_type_code=nap_type,
-        network_access_point_id=nap_id,
-    )
+    return _system(endpoint, urlsplit(endpoint).hostname or "", role, requestor=requestor)
 
 
 def _this_node_asking(node: AuditNode, role: Code) -> ActiveParticipant:
     """This node as the requesting system of an outbound call (its UserID is the anonymous ReplyTo)."""
-    nap_type, nap_id = _access_point(node.host)
-    return ActiveParticipant(
-        user_id=ANONYMOUS,
-        alternative_user_id=node.process_id,
-        user_is_requestor=True,
-        role_id_codes=(role,),
-        network_access_point_type_code=nap_type,
-        network_access_point_id=nap_id,
-    )
+    return _system(ANONYMOUS, node.host, role, requestor=True, alternative=node.process_id)
 
 
 def outbound_query(
