@@ -52,6 +52,10 @@ _USER_AGENT: Final = f"xds-node/{__version__}"
 _ADHOC_QUERY_RESPONSE: Final = qn(QUERY, "AdhocQueryResponse")
 _OBJECT_LIST: Final = qn(RIM, "RegistryObjectList")
 _OBJECT_REF: Final = qn(RIM, "ObjectRef")
+_ASSOCIATION: Final = qn(RIM, "Association")
+_EXTERNAL_IDENTIFIER: Final = qn(RIM, "ExternalIdentifier")
+_CLASSIFICATION: Final = qn(RIM, "Classification")
+_PATIENT_SCHEMES: Final = frozenset({v.DE_PATIENT_ID, v.SS_PATIENT_ID, v.FOLDER_PATIENT_ID})
 _FAULT: Final = qn(SOAP12, "Fault")
 _HEADER: Final = qn(SOAP12, "Header")
 _SECURITY: Final = qn(WSSE, "Security")
@@ -73,6 +77,39 @@ class CommunityAnswer:
     errors: tuple[RegistryErrorItem, ...]
     leaf: tuple[str, ...] = ()
     refs: tuple[ObjectRef, ...] = ()
+    facts: tuple[LeafFacts, ...] = ()
+    """What the consent gate needs of each ``leaf`` object (same order), read while the answer was parsed."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeafFacts:
+    """One returned object as the consent gate sees it: its id, the patientId it carries (DocumentEntry,
+    SubmissionSet, Folder), its classCode code, and an association's two ends."""
+
+    id: str
+    patient: str = ""
+    category: str = ""
+    source: str = ""
+    target: str = ""
+    association: bool = False
+
+
+def leaf_facts(obj: etree._Element) -> LeafFacts:
+    """:class:`LeafFacts` of one ebRIM registry object element."""
+    if obj.tag == _ASSOCIATION:
+        return LeafFacts(
+            obj.get("id", ""), source=obj.get("sourceObject", ""), target=obj.get("targetObject", ""), association=True
+        )
+    patient = category = ""
+    for x in obj.iterchildren(_EXTERNAL_IDENTIFIER):
+        if x.get("identificationScheme") in _PATIENT_SCHEMES:
+            patient = x.get("value", "")
+            break
+    for c in obj.iterchildren(_CLASSIFICATION):
+        if c.get("classificationScheme") == v.DE_CLASS_CODE:
+            category = c.get("nodeRepresentation", "")
+            break
+    return LeafFacts(obj.get("id", ""), patient=patient, category=category)
 
 
 class GatewayClient:
@@ -277,6 +314,7 @@ def _query_answer(status: int, raw: bytes, home: str, max_bytes: int) -> Communi
     children = [] if objects is None else [c for c in objects if isinstance(c.tag, str)]
     refs = tuple(ObjectRef(id=c.get("id", ""), home=c.get("home") or home) for c in children if c.tag == _OBJECT_REF)
     leaf = []
+    facts = []
     if any(c.tag != _OBJECT_REF for c in children):
         # Moved (not copied) under a fresh parent: lxml then declares on each object only the namespaces it
         # uses, so its serialization stands alone without the envelope's declarations.
@@ -288,7 +326,10 @@ def _query_answer(status: int, raw: bytes, home: str, max_bytes: int) -> Communi
             if not c.get("home"):
                 c.set("home", home)
             leaf.append(etree.tostring(c, encoding="unicode", with_tail=False))
-    return CommunityAnswer(status=body.get("status", ""), errors=errors, leaf=tuple(leaf), refs=refs)
+            facts.append(leaf_facts(c))
+    return CommunityAnswer(
+        status=body.get("status", ""), errors=errors, leaf=tuple(leaf), refs=refs, facts=tuple(facts)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +400,8 @@ __all__ = [
     "CommunityAnswer",
     "CommunityUnavailable",
     "GatewayClient",
+    "LeafFacts",
     "RetrievedFrom",
+    "leaf_facts",
     "with_security_header",
 ]

@@ -50,7 +50,6 @@ from xds.audit.transactions import AuditNode, DocumentRef, outcome_for_status
 from xds.consent.gate import Gate
 from xds.consent.model import Requester
 from xds.ebrim import messages
-from xds.ebrim.parser import parse_xml
 from xds.errors import (
     ErrorCode,
     MissingHomeCommunityId,
@@ -71,7 +70,6 @@ from xds.model.messages import (
     outcome_status,
 )
 from xds.model.metadata import ObjectRef
-from xds.namespaces import RIM, qn
 from xds.registry import iti18
 from xds.store.documents import StagedFile
 
@@ -169,11 +167,6 @@ async def query(
     return dataclasses.replace(merged, errors=(*merged.errors, *notes)) if notes else merged
 
 
-_CLASSIFICATION: Final = qn(RIM, "Classification")
-_EXTERNAL_IDENTIFIER: Final = qn(RIM, "ExternalIdentifier")
-_PATIENT_SCHEMES: Final = frozenset({v.DE_PATIENT_ID, v.SS_PATIENT_ID, v.FOLDER_PATIENT_ID})
-
-
 def _consented(
     answers: Mapping[str, CommunityAnswer | CommunityUnavailable], patient: str, requester: Requester, gate: Gate
 ) -> dict[str, CommunityAnswer | CommunityUnavailable]:
@@ -182,53 +175,34 @@ def _consented(
     The patient is the one the FindX query named (our own id, whatever domain the community answered in); for
     a GetX query it is the patientId the object carries. An object that names no patient is withheld (fail
     closed); an association is kept only when neither end was withheld. ObjectRef answers carry no metadata:
-    they were decided per patient before the fan-out.
+    they were decided per patient before the fan-out. The facts come from the client's parse of each answer
+    (:class:`~xca.client.LeafFacts`); an answer without them (none of ours) is withheld whole.
     """
-    parsed = {
-        home: [(leaf, parse_xml(leaf.encode())) for leaf in answer.leaf]
-        for home, answer in answers.items()
-        if not isinstance(answer, CommunityUnavailable) and answer.leaf
-    }
+    out: dict[str, CommunityAnswer | CommunityUnavailable] = dict(answers)
+    live = {h: a for h, a in answers.items() if not isinstance(a, CommunityUnavailable) and a.leaf}
+    for home, answer in list(live.items()):
+        if len(answer.facts) != len(answer.leaf):
+            out[home] = dataclasses.replace(answer, leaf=(), facts=())
+            live.pop(home)
     keys = {
-        id(e): _key(e, patient)
-        for objects in parsed.values()
-        for _, e in objects
-        if etree.QName(e).localname != "Association"
+        (home, n): (patient or f.patient, f.category) if (patient or f.patient) else None
+        for home, answer in live.items()
+        for n, f in enumerate(answer.facts)
+        if not f.association
     }
     allowed = gate.permitted((k for k in keys.values() if k is not None), requester)  # once per key, all communities
-    out = dict(answers)
-    for home, objects in parsed.items():
-        withheld = {e.get("id", "") for _, e in objects if id(e) in keys and keys[id(e)] not in allowed}
-        kept = []
-        for leaf, e in objects:
-            if id(e) in keys:
-                if keys[id(e)] in allowed:
-                    kept.append(leaf)
-            elif e.get("sourceObject") not in withheld and e.get("targetObject") not in withheld:
-                kept.append(leaf)
-        answer = answers[home]
-        assert not isinstance(answer, CommunityUnavailable)
-        out[home] = dataclasses.replace(answer, leaf=tuple(kept))
-    return out
-
-
-def _key(obj: etree._Element, patient: str) -> tuple[str, str] | None:
-    """(patient, data category) of a remote DocumentEntry, SubmissionSet or Folder; None when it names no patient."""
-    if not patient:
-        ids = [
-            x.get("value", "")
-            for x in obj.iter(_EXTERNAL_IDENTIFIER)
-            if x.get("identificationScheme") in _PATIENT_SCHEMES
+    for home, answer in live.items():
+        withheld = {f.id for n, f in enumerate(answer.facts) if (home, n) in keys and keys[(home, n)] not in allowed}
+        kept = [
+            n
+            for n, f in enumerate(answer.facts)
+            if ((home, n) in keys and keys[(home, n)] in allowed)
+            or (f.association and f.source not in withheld and f.target not in withheld)
         ]
-        patient = ids[0] if ids else ""
-    if not patient:
-        return None
-    categories = [
-        c.get("nodeRepresentation", "")
-        for c in obj.iter(_CLASSIFICATION)
-        if c.get("classificationScheme") == v.DE_CLASS_CODE
-    ]
-    return patient, categories[0] if categories else ""
+        out[home] = dataclasses.replace(
+            answer, leaf=tuple(answer.leaf[n] for n in kept), facts=tuple(answer.facts[n] for n in kept)
+        )
+    return out
 
 
 async def _security_headers(
@@ -239,11 +213,14 @@ async def _security_headers(
 ) -> list[bytes | None]:
     """The ``wsse:Security`` block of the call to each ``(community, patient id)`` (None: no block).
 
-    Made in a worker thread: a node-signed assertion is one RSA signature per community.
+    Node-signed assertions (one RSA signature per community) are made in a worker thread; nothing else waits
+    for one, because under load a queue for worker threads would eat the fan-out's deadline.
     """
     assertions = ctx.assertions
     if assertions is None or assertions.mode == "none" or not asked:
         return [None] * len(asked)
+    if assertions.mode == "forward":
+        return [assertions.header(requester, assertion, c, patient_id=patient) for c, patient in asked]
 
     def make() -> list[bytes | None]:
         return [assertions.header(requester, assertion, c, patient_id=patient) for c, patient in asked]
@@ -438,6 +415,14 @@ def _audit_queries(
     if ctx.audit is None or ctx.audit_node is None or not asked:
         return
     node, now = ctx.audit_node(), datetime.now(UTC)
+    rendered: dict[StoredQueryRequest, bytes] = {}  # the calls differ only in `home` but for translated patients
+
+    def query_bytes(addressed: StoredQueryRequest) -> bytes:
+        key = dataclasses.replace(addressed, home="")
+        if key not in rendered:
+            rendered[key] = messages.render_adhoc_query_request(key)
+        return rendered[key]
+
     ctx.audit(
         [
             audits.outbound_query(
@@ -445,7 +430,7 @@ def _audit_queries(
                 requester=requester,
                 time=now,
                 outcome=_outcome(answers.get(c.home_community_id)),
-                query=messages.render_adhoc_query_request(addressed),
+                query=query_bytes(addressed),
                 query_id=addressed.query_id,
                 patient_id=_patient(addressed),
                 home_community_id=c.home_community_id,

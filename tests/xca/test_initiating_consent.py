@@ -98,3 +98,39 @@ def test_each_outbound_call_is_audited_as_the_initiating_gateway(node: Node, com
         assert source.user_is_requestor and source.role_id_codes[0].code == "110153"  # this node asked
         patients = [o.id for o in message.objects if o.type_code == 1]
         assert patients == [str(PATIENT)]
+
+
+def test_a_busy_thread_pool_does_not_eat_the_fan_outs_deadline(node: Node, community_b: str) -> None:
+    """Nothing between the start of the deadline and the outbound calls waits for a worker thread: with every
+    worker busy, community B is still asked and answers in time."""
+    import asyncio
+    import threading
+
+    import anyio.to_thread
+
+    from xca import initiating
+    from xca.assertions import OutboundAssertions
+
+    release = threading.Event()
+    timer = threading.Timer(3.0, release.set)  # a broken gateway waits for the worker, then misses the deadline
+    timer.daemon = True
+    timer.start()
+    ctx = dataclasses.replace(
+        context(node, [community(B_HOME, community_b)], deadline=1.0), assertions=OutboundAssertions("forward")
+    )
+
+    async def go() -> object:
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = 1
+        blocker = asyncio.ensure_future(anyio.to_thread.run_sync(release.wait))
+        await asyncio.sleep(0.05)
+        try:
+            return await initiating.query(find_documents(), ctx)
+        finally:
+            release.set()
+            await blocker
+            await ctx.client.aclose()
+
+    answer = asyncio.run(go())
+    homes = {leaf.split('home="', 1)[1].split('"', 1)[0] for leaf in answer.leaf}  # type: ignore[attr-defined]
+    assert B_HOME in homes  # B answered; only our own (in-process, threaded) part may have missed the deadline
