@@ -5,8 +5,9 @@ imported), and each module is one test case:
 
 * model and codec (``xds.model``, ``xds.ebrim``, ``xds.soap``, ``xds.namespaces``, ``xds.vocabulary``,
   ``xds.errors``) import no web/database/HTTP library and nothing above them;
-* services (``xds.registry``, ``xds.repository``, ``xds.consent``, ``xds.audit``, ``xds.security``) import no
-  web/database/HTTP library and no adapter (but for the adapters in :data:`SERVICE_ADAPTERS`);
+* services (``xds.registry``, ``xds.repository``, ``xds.consent``, ``xds.audit``, ``xds.security``,
+  ``xds.xdm``) import no web/database/HTTP library and no adapter (but for the adapters in
+  :data:`SERVICE_ADAPTERS`);
 * ``xds`` never imports ``xca`` (``xca`` imports ``xds``, never the reverse);
 * a ``urn:uuid:<hex>`` string literal appears only in ``xds/vocabulary.py`` (and ``xds/ebrim/encode.py``,
   which builds UUIDs behind the bare ``urn:uuid:`` prefix).
@@ -29,7 +30,7 @@ CODEC_FORBIDDEN = (
     *("sqlalchemy", "starlette", "httpx", "uvicorn"),
     *("xds.store", "xds.web", "xds.app", "xds.cli", "xds.registry", "xds.repository", "registry_schema"),
 )
-SERVICES = ("xds.registry", "xds.repository", "xds.consent", "xds.audit", "xds.security")
+SERVICES = ("xds.registry", "xds.repository", "xds.consent", "xds.audit", "xds.security", "xds.xdm")
 SERVICE_ADAPTERS = ("xds.consent.mitz", "xds.audit.syslog")
 """Adapters that live beside their service: the remote consent decision point (httpx) and the syslog sender."""
 SERVICES_FORBIDDEN = (

@@ -1,0 +1,1 @@
+"""XDM: Cross-Enterprise Document Media Interchange (ITI-32 Distribute Document Set on Media), ZIP packages."""
