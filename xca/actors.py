@@ -26,9 +26,10 @@ from xds.node import Node
 from xds.registry import iti18
 from xds.repository import iti43
 from xds.soap.wsdl import render_wsdl
+from xds.store.audit import spool_record
 from xds.web import audits
 from xds.web.repository import retrieve_parts
-from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest, node_actor, spool_record
+from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest, node_actor
 
 INITIATING_PATH = "/xca/initiating"
 

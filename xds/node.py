@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 
 from registry_schema import migrate
-from xds.audit import message as audit_message
 from xds.audit import transactions as audits
 from xds.audit.transactions import AuditNode
 from xds.codelists import CodeLists, parse_codes_xml
@@ -36,7 +35,7 @@ from xds.repository.local import LocalRegistry
 from xds.repository.ports import Registry
 from xds.repository.remote import Reconciled, RemoteRegistry
 from xds.soap.mtom import PartHeaders
-from xds.store.audit import SpoolRecord, SqlAuditSpool, first_in_batch
+from xds.store.audit import SqlAuditSpool, first_in_batch, spool_record
 
 if TYPE_CHECKING:
     from xds.audit.syslog import Forwarder
@@ -177,17 +176,7 @@ class Node:
     def record_decision(self, request: AccessRequest, decision: Decision) -> None:
         """Keep a consent decision in the audit spool (and an emergency access for the patient's notice)."""
         msg = audits.consent_decision(node=self.audit_node, request=request, decision=decision)
-        self.audit.record(
-            [
-                SpoolRecord(
-                    event="consent",
-                    outcome=msg.outcome,
-                    xml=audit_message.render(msg),
-                    patient_id=request.patient_id,
-                    recorded=request.at,
-                )
-            ]
-        )
+        self.audit.record([spool_record(msg, "consent")])
         if decision.emergency and first_in_batch(f"emergency {request.patient_id}"):  # one per patient and request
             r = request.requester
             self.consents.record_emergency(

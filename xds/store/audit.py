@@ -21,6 +21,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, func, insert, select, update
 
 from registry_schema.tables import AuditRecordRow
+from xds.audit.message import OBJECT_PERSON, AuditMessage, render
 from xds.store.sql import SqlRegistryStore
 
 AUD = cast(Table, AuditRecordRow.__table__)
@@ -79,6 +80,20 @@ def first_in_batch(key: str) -> bool:
         return False
     seen.add(key)
     return True
+
+
+def spool_record(message: AuditMessage, event: str = "") -> SpoolRecord:
+    """``message`` rendered as a spool record: ``event`` (default its first EventTypeCode), outcome, patient,
+    and its time as the recording time."""
+    patients = [o.id for o in message.objects if o.type_code == OBJECT_PERSON]
+    kind = event or (message.type_codes[0].code if message.type_codes else message.event_id.code)
+    return SpoolRecord(
+        event=kind,
+        outcome=message.outcome,
+        xml=render(message),
+        patient_id=patients[0] if patients else "",
+        recorded=message.time,
+    )
 
 
 class SqlAuditSpool:
@@ -161,4 +176,4 @@ class SqlAuditSpool:
             return int(conn.execute(select(func.count()).select_from(AUD).where(AUD.c.sent.is_(None))).scalar_one())
 
 
-__all__ = ["SpoolRecord", "SpooledRecord", "SqlAuditSpool", "batch", "first_in_batch"]
+__all__ = ["SpoolRecord", "SpooledRecord", "SqlAuditSpool", "batch", "first_in_batch", "spool_record"]

@@ -46,7 +46,6 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from xds.audit.message import AuditMessage, Code
-from xds.audit.message import render as render_audit
 from xds.audit.transactions import AuditNode, authentication_failure
 from xds.consent.model import SOURCE_TLS, Requester
 from xds.errors import RegistryErrorItem, XDSError
@@ -57,7 +56,7 @@ from xds.soap import faults, mtom
 from xds.soap.envelope import CONTENT_TYPE, Envelope, parse_envelope, render_envelope
 from xds.soap.faults import SoapFault, render_fault
 from xds.soap.mtom import Attachment, MtomReader, PartHeaders, PartSink
-from xds.store.audit import SpoolRecord, SqlAuditSpool
+from xds.store.audit import SpoolRecord, SqlAuditSpool, spool_record
 from xds.store.audit import batch as audit_batch
 from xds.store.hooks import before_commit
 from xds.web.tls import certificate_organisation
@@ -141,8 +140,6 @@ NewSink = Callable[[PartHeaders], PartSink]
 
 Audit = Callable[["SoapRequest", str], "AuditMessage | None"]
 """The audit record of one answered request, given the answer's status (Success, PartialSuccess, Failure)."""
-AuditSink = Callable[[list[SpoolRecord]], None]
-"""Where audit records are kept durably (the node's spool); raises when they cannot be kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +192,6 @@ def node_actor(
         max_attachment_bytes=settings.max_attachment_bytes,
         on_shutdown=on_shutdown,
         xua=xua,
-        audit_sink=lambda records: node.audit.append(records),
         audit_node=lambda: node.audit_node,
         certificate_attribute=settings.tls_organisation_attribute,
         audit_spool=node.audit,
@@ -230,16 +226,16 @@ class SoapActor:
         max_attachment_bytes: int = 0,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
         xua: XuaVerifier | None = None,
-        audit_sink: AuditSink | None = None,
         audit_node: Callable[[], AuditNode] | None = None,
         certificate_attribute: str = "organizationIdentifier",
         audit_spool: SqlAuditSpool | None = None,
     ) -> None:
+        """``audit_spool`` keeps the audit records (none: nothing is audited); ``audit_node`` names this node in
+        them."""
         self.name = name
         self.audit_spool = audit_spool
         self.certificate_attribute = certificate_attribute
         self.xua = xua
-        self.audit_sink = audit_sink
         self.audit_node = audit_node
         self.on_shutdown = on_shutdown
         """Awaited when the application shuts down (an actor's outbound connection pools)."""
@@ -355,7 +351,7 @@ class SoapActor:
             status, codes = _outcome(reply.body)
         if in_tx and status != "Success":  # committed, then the answer failed after all: say so as well
             in_tx.clear()
-        if self.audit_sink is not None and ((op.audit is not None and not in_tx) or pending):
+        if self.audit_spool is not None and ((op.audit is not None and not in_tx) or pending):
             try:
                 await run_in_threadpool(self._audit, op if not in_tx else None, soap, status, pending)
             except Exception:
@@ -372,7 +368,7 @@ class SoapActor:
 
     def _audit_refusal(self, action: str, address: str, reason: str) -> None:
         """Keep the audit record of a refused assertion (a failure to keep it is logged: the fault goes out)."""
-        if self.audit_sink is None or self.audit_node is None:
+        if self.audit_spool is None or self.audit_node is None:
             return
         op = self.table.get(action)
         tx = Code(op.transaction.id, "IHE Transactions", op.transaction.title) if op is not None else None
@@ -380,30 +376,30 @@ class SoapActor:
             node=self.audit_node(), address=address, time=datetime.now(UTC), reason=reason, transaction=tx
         )
         try:
-            self.audit_sink([SpoolRecord(event="ITI-40", outcome=message.outcome, xml=render_audit(message))])
+            self.audit_spool.append([spool_record(message, "ITI-40")])
         except Exception:
             log.exception("the audit record of a refused XUA assertion could not be kept")
 
     async def _keep(self, op: Operation, soap: SoapRequest, pending: list[SpoolRecord]) -> None:
         """Audit a request that ended in a fault: its decisions and a Failure record (best effort: the fault
         goes out anyway)."""
-        if self.audit_sink is None:
+        if self.audit_spool is None:
             return
         try:
             records = [*pending, *_transaction_record(op, soap, "Failure")]
             if records:
-                await run_in_threadpool(self.audit_sink, records)
+                await run_in_threadpool(self.audit_spool.append, records)
         except Exception:
             log.exception("the audit record of a failed %s could not be kept", op.transaction.id)
 
     def _audit(self, op: Operation | None, soap: SoapRequest, status: str, pending: list[SpoolRecord]) -> None:
         """Write the request's decisions and the transaction's own record (``op``; None: written already) in
         one database transaction."""
-        assert self.audit_sink is not None
+        assert self.audit_spool is not None
         records = list(pending)
         if op is not None:
             records.extend(_transaction_record(op, soap, status))
-        self.audit_sink(records)
+        self.audit_spool.append(records)
 
     def _audit_hook(self, op: Operation, soap: SoapRequest, done: list[bool]) -> Callable[[Connection], None] | None:
         """For a submission: write its Success record on the registry transaction's connection."""
@@ -445,19 +441,6 @@ class SoapActor:
                 "duration_ms": round(1000 * (time.perf_counter() - started), 2),
             },
         )
-
-
-def spool_record(message: AuditMessage, event: str = "") -> SpoolRecord:
-    """``message`` as a spool record: ``event`` (default its first EventTypeCode), outcome and patient."""
-    patients = [o.id for o in message.objects if o.type_code == 1]
-    kind = event or (message.type_codes[0].code if message.type_codes else message.event_id.code)
-    return SpoolRecord(
-        event=kind,
-        outcome=message.outcome,
-        xml=render_audit(message),
-        patient_id=patients[0] if patients else "",
-        recorded=message.time,
-    )
 
 
 def _transaction_record(op: Operation, soap: SoapRequest, status: str) -> list[SpoolRecord]:
@@ -524,5 +507,4 @@ __all__ = [
     "close_parts",
     "file_part",
     "node_actor",
-    "spool_record",
 ]
