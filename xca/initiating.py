@@ -71,6 +71,7 @@ from xds.model.messages import (
 )
 from xds.model.metadata import ObjectRef
 from xds.registry import iti18
+from xds.registry.sq_params import first_value
 from xds.store.documents import StagedFile
 
 T = TypeVar("T")
@@ -240,7 +241,7 @@ async def _translator(request: StoredQueryRequest, ctx: InitiatingContext, remot
     param = next((p for p in request.parameters if p.name in PATIENT_PARAMETERS), None)
     if param is None or not any(c.assigning_authority for c in remote) or ctx.aliases is None:
         return lambda req, _community: req
-    ours = param.values[0].strip().strip("'") if param.values else ""
+    ours = first_value(param.values[0]) if param.values else ""
     aliases = [ours, *await anyio.to_thread.run_sync(ctx.aliases, ours)]
 
     def translate(req: StoredQueryRequest, community: Community) -> StoredQueryRequest | None:
@@ -285,7 +286,7 @@ def _targets(request: StoredQueryRequest, ctx: InitiatingContext) -> tuple[list[
 def _patient(request: StoredQueryRequest) -> str:
     """The patient id a FindX query names ("" for a GetX query)."""
     param = next((p for p in request.parameters if p.name in PATIENT_PARAMETERS), None)
-    return param.values[0].strip().strip("'") if param is not None and param.values else ""
+    return first_value(param.values[0]) if param is not None and param.values else ""
 
 
 async def _ask_local(request: StoredQueryRequest, ctx: InitiatingContext, requester: Requester) -> CommunityAnswer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xds.web.audits import _first_value
+from xds.registry.sq_params import first_value
 
 P = "123^^^&1.2.3&ISO"
 
@@ -24,4 +24,4 @@ P = "123^^^&1.2.3&ISO"
     ],
 )
 def test_first_value_undoes_list_and_quotes(sent: str, patient: str) -> None:
-    assert _first_value(sent) == patient
+    assert first_value(sent) == patient

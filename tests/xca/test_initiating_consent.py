@@ -134,3 +134,17 @@ def test_a_busy_thread_pool_does_not_eat_the_fan_outs_deadline(node: Node, commu
     answer = asyncio.run(go())
     homes = {leaf.split('home="', 1)[1].split('"', 1)[0] for leaf in answer.leaf}  # type: ignore[attr-defined]
     assert B_HOME in homes  # B answered; only our own (in-process, threaded) part may have missed the deadline
+
+
+def test_the_patient_is_read_like_the_registry_reads_it(node: Node, community_b: str) -> None:
+    """A patient id sent as a one-element list, ``('id')``, is decided as that patient, not as the raw text."""
+    policy = DenyCategory("nothing")
+    gate = Gate(policies=(policy,), record=lambda _r, _d: None)
+    ctx = dataclasses.replace(context(node, [community(B_HOME, community_b)]), gate=gate)
+    request = find_documents()
+    listed = tuple(
+        dataclasses.replace(p, values=(f"('{PATIENT}')",)) if p.name == "$XDSDocumentEntryPatientId" else p
+        for p in request.parameters
+    )
+    run(dataclasses.replace(request, parameters=listed), ctx)
+    assert {patient for patient, _ in policy.asked} == {str(PATIENT)}

@@ -210,6 +210,15 @@ def split_values(text: str) -> list[str]:
     return out
 
 
+def first_value(text: str) -> str:
+    """The first value of one ``rim:Value`` as :func:`split_values` reads it; for text it cannot read, the text
+    without its parentheses and quotes. Never raises: for audit records and consent keys of any request."""
+    try:
+        return split_values(text)[0]
+    except ValueError:
+        return text.strip().strip("()").strip().strip("'")
+
+
 def _rejoin(texts: tuple[str, ...]) -> list[str]:
     """Join a list that a sender split over several ``rim:Value`` elements: ``('a',`` + ``'b')``."""
     out: list[str] = []
@@ -280,4 +289,4 @@ def parse_query(request: StoredQueryRequest) -> ParsedQuery:
     return ParsedQuery(request.query_id, qdef.name, values, request.return_type)
 
 
-__all__ = ["QUERIES", "Param", "ParsedQuery", "QueryDef", "parse_query", "split_values"]
+__all__ = ["QUERIES", "Param", "ParsedQuery", "QueryDef", "first_value", "parse_query", "split_values"]

@@ -18,6 +18,7 @@ from xds import vocabulary as v
 from xds.audit.message import AuditMessage
 from xds.audit.transactions import AuditNode, DocumentRef, outcome_for_status
 from xds.namespaces import RIM, XDSB, qn
+from xds.registry.sq_params import first_value
 from xds.web.soap import Audit, SoapRequest
 
 _PATIENT_SLOTS: Final = (
@@ -47,7 +48,7 @@ def query(node: Callable[[], AuditNode], builder: QueryBuilder) -> Audit:
         if adhoc is not None:
             for slot in adhoc.iter(_SLOT):
                 if slot.get("name") in _PATIENT_SLOTS:
-                    patient = _first_value(slot.findtext(_VALUE) or "")
+                    patient = first_value(slot.findtext(_VALUE) or "")
                     break
         return builder(
             node=node(),
@@ -110,24 +111,6 @@ def submission(node: Callable[[], AuditNode], builder: QueryBuilder) -> Audit:
         )
 
     return audit
-
-
-def _first_value(text: str) -> str:
-    """The first value of a stored-query parameter as sent: ``'x'`` or a list ``('x','y')``, quotes undone."""
-    text = text.strip()
-    if text.startswith("(") and text.endswith(")"):
-        text = text[1:-1].strip()
-    if text.startswith("'"):
-        end = 1
-        while True:
-            end = text.find("'", end)
-            if end < 0:
-                return text[1:].replace("''", "'")
-            if text[end : end + 2] == "''":
-                end += 2
-                continue
-            return text[1:end].replace("''", "'")
-    return text.split(",", 1)[0].strip()
 
 
 def _status(short: str) -> str:
