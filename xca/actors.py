@@ -20,7 +20,6 @@ from xca.iti39 import RetrieveGatewayContext
 from xca.responding import PATH as RESPONDING_PATH
 from xca.responding import responding_actor
 from xds.audit import transactions as tx
-from xds.audit.transactions import AuditNode
 from xds.ebrim import messages, xdsb
 from xds.node import Node
 from xds.registry import iti18
@@ -63,9 +62,6 @@ def initiating_actor(node: Node) -> SoapActor:
         assertions=OutboundAssertions.from_settings(settings, home=node.home_community_id),
     )
 
-    def where() -> AuditNode:
-        return node.audit_node
-
     async def query(req: SoapRequest) -> bytes:
         answer = await initiating.query(messages.adhoc_query_request(req.body), ctx, req.requester, req.assertion)
         return messages.adhoc_query_response(answer)
@@ -79,10 +75,10 @@ def initiating_actor(node: Node) -> SoapActor:
         "Initiating Gateway",
         [
             Operation(
-                iti18.TRANSACTION, query, messages.adhoc_query_failure, audits.query(where, tx.registry_stored_query)
+                iti18.TRANSACTION, query, messages.adhoc_query_failure, audits.query(node, tx.registry_stored_query)
             ),
             Operation(
-                iti43.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(where, tx.retrieve_document_set)
+                iti43.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(node, tx.retrieve_document_set)
             ),
         ],
         wsdl=initiating_wsdl,

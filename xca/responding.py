@@ -10,7 +10,6 @@ from xca import iti38, iti39
 from xca.iti38 import RespondingContext
 from xca.iti39 import RetrieveGatewayContext
 from xds.audit import transactions as tx
-from xds.audit.transactions import AuditNode
 from xds.ebrim import messages, xdsb
 from xds.node import Node
 from xds.soap.wsdl import render_wsdl
@@ -36,9 +35,6 @@ def responding_actor(node: Node) -> SoapActor:
     query_ctx = RespondingContext(home_community_id=node.home_community_id, query=node.query_context())
     retrieve_ctx = RetrieveGatewayContext(home_community_id=node.home_community_id, retrieve=node.retrieve_context())
 
-    def where() -> AuditNode:
-        return node.audit_node
-
     def query(req: SoapRequest) -> bytes:
         request = messages.adhoc_query_request(req.body)
         return messages.adhoc_query_response(iti38.cross_gateway_query(request, query_ctx, req.requester))
@@ -52,10 +48,10 @@ def responding_actor(node: Node) -> SoapActor:
         "Responding Gateway",
         [
             Operation(
-                iti38.TRANSACTION, query, messages.adhoc_query_failure, audits.query(where, tx.cross_gateway_query)
+                iti38.TRANSACTION, query, messages.adhoc_query_failure, audits.query(node, tx.cross_gateway_query)
             ),
             Operation(
-                iti39.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(where, tx.cross_gateway_retrieve)
+                iti39.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(node, tx.cross_gateway_retrieve)
             ),
         ],
         wsdl=responding_wsdl,

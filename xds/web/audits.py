@@ -16,8 +16,9 @@ from lxml import etree
 
 from xds import vocabulary as v
 from xds.audit.message import AuditMessage
-from xds.audit.transactions import AuditNode, DocumentRef, outcome_for_status
+from xds.audit.transactions import DocumentRef, outcome_for_status
 from xds.namespaces import RIM, XDSB, qn
+from xds.node import Node
 from xds.registry.sq_params import first_value
 from xds.web.soap import Audit, SoapRequest
 
@@ -38,7 +39,7 @@ _NONE: Final = "(none)"
 QueryBuilder = Callable[..., AuditMessage]
 
 
-def query(node: Callable[[], AuditNode], builder: QueryBuilder) -> Audit:
+def query(node: Node, builder: QueryBuilder) -> Audit:
     """ITI-18 or ITI-38 (``builder`` = :func:`~xds.audit.transactions.registry_stored_query` or
     :func:`~xds.audit.transactions.cross_gateway_query`)."""
 
@@ -51,7 +52,7 @@ def query(node: Callable[[], AuditNode], builder: QueryBuilder) -> Audit:
                     patient = first_value(slot.findtext(_VALUE) or "")
                     break
         return builder(
-            node=node(),
+            node=node.audit_node,
             requester=req.requester,
             time=datetime.now(UTC),
             outcome=outcome_for_status(_status(status)),
@@ -65,7 +66,7 @@ def query(node: Callable[[], AuditNode], builder: QueryBuilder) -> Audit:
     return audit
 
 
-def retrieve(node: Callable[[], AuditNode], builder: QueryBuilder) -> Audit:
+def retrieve(node: Node, builder: QueryBuilder) -> Audit:
     """ITI-43 or ITI-39 (:func:`~xds.audit.transactions.retrieve_document_set` or ``cross_gateway_retrieve``)."""
 
     def audit(req: SoapRequest, status: str) -> AuditMessage:
@@ -78,7 +79,7 @@ def retrieve(node: Callable[[], AuditNode], builder: QueryBuilder) -> Audit:
             for d in req.body.iter(_DOCUMENT_REQUEST)
         ]
         return builder(
-            node=node(),
+            node=node.audit_node,
             requester=req.requester,
             time=datetime.now(UTC),
             outcome=outcome_for_status(_status(status)),
@@ -89,7 +90,7 @@ def retrieve(node: Callable[[], AuditNode], builder: QueryBuilder) -> Audit:
     return audit
 
 
-def submission(node: Callable[[], AuditNode], builder: QueryBuilder) -> Audit:
+def submission(node: Node, builder: QueryBuilder) -> Audit:
     """ITI-42 or ITI-41 (:func:`~xds.audit.transactions.register_document_set` or ``provide_and_register``)."""
 
     def audit(req: SoapRequest, status: str) -> AuditMessage:
@@ -101,7 +102,7 @@ def submission(node: Callable[[], AuditNode], builder: QueryBuilder) -> Audit:
             elif scheme == v.SS_PATIENT_ID and not patient:
                 patient = ext.get("value", "")
         return builder(
-            node=node(),
+            node=node.audit_node,
             requester=req.requester,
             time=datetime.now(UTC),
             outcome=outcome_for_status(_status(status)),

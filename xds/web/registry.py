@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from xds.audit import transactions as tx
-from xds.audit.transactions import AuditNode
 from xds.ebrim import messages
 from xds.node import Node
 from xds.registry import iti18, iti42
@@ -20,9 +19,6 @@ def registry_actor(node: Node) -> SoapActor:
     def register(req: SoapRequest) -> bytes:
         return messages.registry_response(iti42.register(messages.submit_objects_request(req.body), reg_ctx))
 
-    def where() -> AuditNode:
-        return node.audit_node
-
     def query(req: SoapRequest) -> bytes:
         request = messages.adhoc_query_request(req.body)
         return messages.adhoc_query_response(iti18.stored_query(request, query_ctx, req.requester))
@@ -35,11 +31,11 @@ def registry_actor(node: Node) -> SoapActor:
                 iti42.TRANSACTION,
                 register,
                 messages.registry_failure,
-                audits.submission(where, tx.register_document_set),
+                audits.submission(node, tx.register_document_set),
                 audit_in_transaction=True,
             ),
             Operation(
-                iti18.TRANSACTION, query, messages.adhoc_query_failure, audits.query(where, tx.registry_stored_query)
+                iti18.TRANSACTION, query, messages.adhoc_query_failure, audits.query(node, tx.registry_stored_query)
             ),
         ],
         wsdl=registry_wsdl,

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Final
 
 from xds.audit import transactions as tx
-from xds.audit.transactions import AuditNode
 from xds.ebrim import messages, xdsb
 from xds.model.messages import (
     DocumentContent,
@@ -101,9 +100,6 @@ def repository_actor(node: Node) -> SoapActor:
     def retrieve(req: SoapRequest) -> MtomReply:
         return retrieve_parts(iti43.retrieve(xdsb.retrieve_request(req.body), retrieve_ctx, req.requester), store)
 
-    def where() -> AuditNode:
-        return node.audit_node
-
     return node_actor(
         node,
         "Document Repository",
@@ -112,11 +108,11 @@ def repository_actor(node: Node) -> SoapActor:
                 iti41.TRANSACTION,
                 provide,
                 messages.registry_failure,
-                audits.submission(where, tx.provide_and_register),
+                audits.submission(node, tx.provide_and_register),
                 audit_in_transaction=True,
             ),
             Operation(
-                iti43.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(where, tx.retrieve_document_set)
+                iti43.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(node, tx.retrieve_document_set)
             ),
         ],
         wsdl=repository_wsdl,
