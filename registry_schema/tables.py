@@ -199,6 +199,8 @@ class CommunityEntry(Base):
     tls_key_file: Mapped[str] = mapped_column(_LONG)
     tls_verify: Mapped[bool] = mapped_column(Boolean)
     added: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64), server_default="")
+    push_transaction: Mapped[str] = mapped_column(String(8), server_default="ITI-41")
 
 
 class ConsentRow(Base):
@@ -254,11 +256,124 @@ class AuditRecordRow(Base):
     __table_args__ = (Index("ix_audit_record_unsent", "sent", "id"),)
 
 
+class DeliveryRow(Base):
+    """A push delivery received into a mailbox (XDR, ITI-80, an imported XDM package, XDM by e-mail).
+
+    ``metadata_xml`` is the SubmitObjectsRequest as received; the documents are in the document store and in
+    ``delivery_document``. ``status`` is ``new``, ``unknown-patient``, ``accepted`` or ``rejected``; its history
+    is ``delivery_event``. ``digest_id`` is the notification digest that counts it.
+    """
+
+    __tablename__ = "delivery"
+
+    id: Mapped[int] = mapped_column(_KEY, primary_key=True, autoincrement=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    mailbox: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(24))
+    transport: Mapped[str] = mapped_column(String(16))
+    sender: Mapped[str] = mapped_column(String(512))
+    patient_id: Mapped[str] = mapped_column(_ID)
+    local_patient_id: Mapped[str] = mapped_column(_ID)
+    message: Mapped[str] = mapped_column(Text)
+    urgent: Mapped[bool] = mapped_column(Boolean)
+    received: Mapped[str] = mapped_column(String(32))
+    submission_set_uid: Mapped[str] = mapped_column(String(128), index=True)
+    recipients: Mapped[str] = mapped_column(Text)
+    metadata_xml: Mapped[str] = mapped_column(Text)
+    digest_id: Mapped[int | None] = mapped_column(_KEY, index=True)
+
+
+class DeliveryDocumentRow(Base):
+    """One document of a delivery; its content is in the document store under ``sha256``."""
+
+    __tablename__ = "delivery_document"
+
+    id: Mapped[int] = mapped_column(_KEY, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(_KEY, ForeignKey("delivery.id"), index=True)
+    entry_id: Mapped[str] = mapped_column(_ID)
+    unique_id: Mapped[str] = mapped_column(String(128))
+    mime_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha1: Mapped[str] = mapped_column(String(40))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class DeliveryEventRow(Base):
+    """One step of a delivery's status history (received, re-sent, accepted, rejected, notified, ...)."""
+
+    __tablename__ = "delivery_event"
+
+    id: Mapped[int] = mapped_column(_KEY, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(_KEY, ForeignKey("delivery.id"), index=True)
+    at: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class DigestRow(Base):
+    """A notification digest of one mailbox for one patient: open until ``due``, then mailed once (``sent``).
+
+    ``claimed`` marks a digest a sender took (so two workers never mail it twice); a claim older than the
+    sender's timeout is taken again.
+    """
+
+    __tablename__ = "digest"
+
+    id: Mapped[int] = mapped_column(_KEY, primary_key=True, autoincrement=True)
+    mailbox: Mapped[str] = mapped_column(String(64))
+    patient_key: Mapped[str] = mapped_column(_ID)
+    opened: Mapped[str] = mapped_column(String(32))
+    due: Mapped[str] = mapped_column(String(32))
+    urgent: Mapped[bool] = mapped_column(Boolean)
+    claimed: Mapped[str | None] = mapped_column(String(32))
+    sent: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_digest_open", "mailbox", "patient_key", "sent"),
+        Index("ix_digest_due", "sent", "due"),
+    )
+
+
+class PushRow(Base):
+    """A push this node sent (``xds push``): to whom, how (XDR, ITI-80, XDM by e-mail) and with what outcome."""
+
+    __tablename__ = "push"
+
+    id: Mapped[int] = mapped_column(_KEY, primary_key=True, autoincrement=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    recipient: Mapped[str] = mapped_column(String(128), index=True)
+    patient_id: Mapped[str] = mapped_column(_ID)
+    submission_set_uid: Mapped[str] = mapped_column(String(128))
+    documents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    transport: Mapped[str] = mapped_column(String(16))
+    created: Mapped[str] = mapped_column(String(32))
+    updated: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class PushEventRow(Base):
+    """One attempt or outcome of a push."""
+
+    __tablename__ = "push_event"
+
+    id: Mapped[int] = mapped_column(_KEY, primary_key=True, autoincrement=True)
+    push_id: Mapped[int] = mapped_column(_KEY, ForeignKey("push.id"), index=True)
+    at: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)
+
+
 __all__ = [
     "AuditRecordRow",
     "Base",
     "CommunityEntry",
     "ConsentRow",
+    "DeliveryDocumentRow",
+    "DeliveryEventRow",
+    "DeliveryRow",
+    "DigestRow",
     "EmergencyAccessRow",
     "NodeSetting",
     "ObjectAuthor",
@@ -266,6 +381,8 @@ __all__ = [
     "ObjectReferenceId",
     "Patient",
     "PatientAlias",
+    "PushEventRow",
+    "PushRow",
     "RegistryObjectRow",
     "RepositoryDocument",
 ]

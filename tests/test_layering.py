@@ -30,7 +30,9 @@ CODEC_FORBIDDEN = (
     *("sqlalchemy", "starlette", "httpx", "uvicorn"),
     *("xds.store", "xds.web", "xds.app", "xds.cli", "xds.registry", "xds.repository", "registry_schema"),
 )
-SERVICES = ("xds.registry", "xds.repository", "xds.consent", "xds.audit", "xds.security", "xds.xdm")
+SERVICES = (
+    *("xds.registry", "xds.repository", "xds.consent", "xds.audit", "xds.security", "xds.xdm", "xds.recipient"),
+)
 SERVICE_ADAPTERS = ("xds.consent.mitz", "xds.audit.syslog")
 """Adapters that live beside their service: the remote consent decision point (httpx) and the syslog sender."""
 SERVICES_FORBIDDEN = (

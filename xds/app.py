@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from xds.node import Node
+from xds.web.recipient import recipient_actor
 from xds.web.registry import registry_actor
 from xds.web.repository import repository_actor
 from xds.web.soap import SoapActor
@@ -34,6 +35,7 @@ def create_app(node: Node) -> Starlette:
     """The ASGI application of ``node``."""
     registry = registry_actor(node)
     repository = repository_actor(node)
+    recipient = recipient_actor(node)
     plugins = plugin_actors(node)
     extra = [Route(path, actor.handle, methods=["GET", "POST"]) for path, actor in plugins]
 
@@ -52,6 +54,7 @@ def create_app(node: Node) -> Starlette:
         routes=[
             Route("/xds/registry", registry.handle, methods=["GET", "POST"]),
             Route("/xds/repository", repository.handle, methods=["GET", "POST"]),
+            Route("/xdr/recipient", recipient.handle, methods=["GET", "POST"]),
             *extra,
             Route("/health", health, methods=["GET"]),
         ],

@@ -13,6 +13,13 @@ The keys of ARCHITECTURE.md §5 are a contract; keys may be added, never renamed
     [tls]       cert_file, key_file, client_ca_file, require_client_cert, organisation_attribute  (as tls_*)
     [audit]     syslog_host, syslog_port, syslog_transport ("tls" | "udp"), ca_file, cert_file, key_file,
                 enterprise_site_id   (as audit_* settings)
+    [[mailboxes]] name, organisations, departments, persons, telecoms, default, notify, auto_import,
+                quiet_period, xdm_addresses   (push deliveries, see xds.recipient.addressing)
+    [import_defaults] class_code, type_code, ... ("code^^scheme") for imported limited metadata (xds.recipient.inbox)
+    [inbox]     link_base (URL of the inbox in notification mails; "": the mail names the command), retry_seconds
+    [smtp]      host, port, security, username, password, from_address, timeout, ca_file  (xds.mail.settings)
+    [smtp_listener] host, port (0: off), max_message_bytes   (XDM over e-mail in)
+    [push]      retries, retry_delay, timeout   (as push_* settings: xds push)
     [[communities]] home_community_id, query_url, retrieve_url, push_url, xdm_email, assigning_authority, timeout,
                 tls = {ca_file, cert_file, key_file, verify}   (one table per remote community, see xds.communities)
 
@@ -29,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from xds.communities import community_from_mapping
+from xds.recipient.addressing import DEFAULT_MAILBOX, Mailbox, mailboxes_from_config
+from xds.recipient.inbox import ImportDefaults, import_defaults_from_mapping
 from xds.registry.patients import PatientPolicy
 
 
@@ -95,6 +104,21 @@ class Settings:
     audit_key_file: str = ""
     audit_enterprise_site_id: str = ""
     communities: tuple[Mapping[str, Any], ...] = field(default=())
+    mailboxes: tuple[Mailbox, ...] = (DEFAULT_MAILBOX,)
+    import_defaults: ImportDefaults = field(default_factory=ImportDefaults)
+    inbox_link_base: str = ""
+    """Where the inbox is on the web, for links in notification mails (``<link_base>/<reference>``); "": the
+    mail names the ``xds inbox show`` command instead."""
+    inbox_retry_seconds: float = 60.0
+    """How long a notification that could not be mailed waits before the next try."""
+    smtp: Mapping[str, Any] | None = None
+    smtp_listener_host: str = "127.0.0.1"
+    smtp_listener_port: int = 0
+    """The SMTP listener for XDM packages by e-mail (0: off)."""
+    smtp_listener_max_message_bytes: int = 64 * 1024 * 1024
+    push_retries: int = 3
+    push_retry_delay: float = 2.0
+    push_timeout: float = 60.0
     log_level: str = "info"
     workers: int = 1
 
@@ -142,6 +166,9 @@ _SECTIONS = {
         "key_file",
         "enterprise_site_id",
     },
+    "inbox": {"link_base", "retry_seconds"},
+    "smtp_listener": {"host", "port", "max_message_bytes"},
+    "push": {"retries", "retry_delay", "timeout"},
     "repository": {
         "documents_dir",
         "max_attachment_bytes",
@@ -161,7 +188,7 @@ def _from_toml(doc: Mapping[str, Any]) -> dict[str, Any]:
         unknown = set(table) - keys
         if unknown:
             raise ConfigError(f"unknown key(s) in [{section}]: {', '.join(sorted(unknown))}")
-        prefix = f"{section}_" if section in ("gateway", "audit") else ""
+        prefix = f"{section}_" if section in ("gateway", "audit", "inbox", "smtp_listener", "push") else ""
         out.update({f"{prefix}{key}": value for key, value in table.items()})
     consent = doc.get("consent", {})
     if not isinstance(consent, Mapping):
@@ -190,10 +217,40 @@ def _from_toml(doc: Mapping[str, Any]) -> dict[str, Any]:
         out.update(_tls(doc["tls"]))
     if "communities" in doc:
         out["communities"] = _communities(doc["communities"])
+    if "mailboxes" in doc:
+        value = doc["mailboxes"]
+        if not isinstance(value, list):
+            raise ConfigError("mailboxes must be an array of tables: [[mailboxes]]")
+        try:
+            out["mailboxes"] = mailboxes_from_config(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    if "import_defaults" in doc:
+        if not isinstance(doc["import_defaults"], Mapping):
+            raise ConfigError("[import_defaults] must be a table")
+        try:
+            out["import_defaults"] = import_defaults_from_mapping(doc["import_defaults"])
+        except ValueError as exc:
+            raise ConfigError(f"[import_defaults] {exc}") from None
+    if "smtp" in doc:
+        out["smtp"] = _smtp(doc["smtp"])
     return out
 
 
-XUA_ACTORS = ("registry", "repository", "responding", "initiating")
+def _smtp(table: Any) -> Mapping[str, Any]:
+    """``[smtp]``, checked by :func:`xds.mail.settings.smtp_settings_from_mapping`."""
+    from xds.mail.settings import smtp_settings_from_mapping
+
+    if not isinstance(table, Mapping):
+        raise ConfigError("[smtp] must be a table")
+    try:
+        smtp_settings_from_mapping(table)
+    except ValueError as exc:
+        raise ConfigError(f"[smtp] {exc}") from None
+    return dict(table)
+
+
+XUA_ACTORS = ("registry", "repository", "recipient", "responding", "initiating")
 
 
 def _tls(table: Any) -> dict[str, Any]:

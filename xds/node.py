@@ -10,25 +10,36 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from registry_schema import migrate
 from xds.audit import transactions as audits
+from xds.audit.message import OUTCOME_SUCCESS
 from xds.audit.transactions import AuditNode
 from xds.codelists import CodeLists, parse_codes_xml
 from xds.config import ConfigError, Settings
 from xds.consent.gate import Gate
 from xds.consent.local import LocalConsentPolicy
 from xds.consent.model import AccessRequest, ConsentPolicy, Decision
+from xds.ebrim.messages import submit_objects_request
+from xds.ebrim.parser import parse_xml
+from xds.errors import XDSError
 from xds.model.hl7 import CX
+from xds.model.messages import ProvideAndRegisterRequest
+from xds.recipient import iti41 as recipient_iti41
+from xds.recipient.inbox import check_open, import_submission
+from xds.recipient.model import ACCEPTED, REJECTED, Delivery
 from xds.registry.iti18 import QueryContext
 from xds.registry.iti42 import RegistryContext
+from xds.registry.patients import patient_known
 from xds.registry_client import SoapRegistry
+from xds.repository import iti41
 from xds.repository.iti41 import RepositoryContext
 from xds.repository.iti43 import RetrieveContext
 from xds.repository.local import LocalRegistry
@@ -41,6 +52,8 @@ if TYPE_CHECKING:
     from xds.audit.syslog import Forwarder
 from xds.store.consent import SqlConsentStore
 from xds.store.documents import FileDocumentStore, StagedFile
+from xds.store.hooks import before_commit
+from xds.store.inbox import SqlInbox
 from xds.store.sql import SqlRegistryStore, make_engine
 from xds.validation import Rules
 
@@ -68,6 +81,7 @@ class Node:
     documents: FileDocumentStore
     consents: SqlConsentStore
     audit: SqlAuditSpool
+    inbox: SqlInbox
     _soap_registry: SoapRegistry | None = None
     _gate: Gate | None = None
     _closers: list[object] = field(default_factory=list)
@@ -88,7 +102,12 @@ class Node:
         home = settings.home_community_id or store.setting("home_community_id", f"urn:oid:{_generated_oid()}")
         repo = settings.repository_unique_id or store.setting("repository_unique_id", _generated_oid())
         documents = FileDocumentStore(settings.documents_path, max_document_bytes=settings.max_attachment_bytes)
-        documents.recover(store.recorded_contents)
+        inbox = SqlInbox(store)
+
+        def recorded(sha256s: Collection[str]) -> set[str]:
+            return store.recorded_contents(sha256s) | inbox.recorded_contents(sha256s)
+
+        documents.recover(recorded)
         return cls(
             settings,
             engine,
@@ -99,7 +118,12 @@ class Node:
             documents,
             SqlConsentStore(store),
             SqlAuditSpool(store),
+            inbox,
         )
+
+    def recorded_contents(self, sha256s: Collection[str]) -> set[str]:
+        """Which of these content addresses a repository record or a delivery holds."""
+        return self.store.recorded_contents(sha256s) | self.inbox.recorded_contents(sha256s)
 
     @functools.cached_property
     def audit_node(self) -> AuditNode:
@@ -219,7 +243,7 @@ class Node:
             cutoff = datetime.now(UTC) - timedelta(seconds=2 * self.settings.registry_timeout)
             older_than = cutoff.isoformat(timespec="seconds")
         result = RemoteRegistry(self._remote_registry(), self.store).reconcile(older_than=older_than)
-        self.documents.remove_unreferenced([d.content.sha256 for d in result.dropped], self.store.recorded_contents)
+        self.documents.remove_unreferenced([d.content.sha256 for d in result.dropped], self.recorded_contents)
         return result
 
     def repository_context(self) -> RepositoryContext:
@@ -237,6 +261,111 @@ class Node:
             max_documents=self.settings.max_retrieve_documents,
             gate=self.gate(),
         )
+
+    def recipient_context(self) -> recipient_iti41.RecipientContext:
+        """Context for the Document Recipient (XDR, ITI-80, XDM imports)."""
+        return recipient_iti41.RecipientContext(
+            mailboxes=self.settings.mailboxes,
+            inbox=self.inbox,
+            files=self.documents,
+            patients=self.store,
+            policy=self.settings.patient_id_policy,
+            auto_import=self.accept_delivery,
+        )
+
+    def accept_delivery(self, reference: str, patient: str | None = None) -> Delivery:
+        """Import a delivery into this node's registry and repository (``patient``: reconcile it to that local
+        patient first). The delivery becomes accepted in the registry's transaction, with its audit record.
+
+        Raises KeyError (no such delivery), ValueError (settled already, patient unknown or not given) or the
+        registry's :class:`~xds.errors.XDSError` (the import was refused; the delivery stays open).
+        """
+        delivery = self.inbox.get(reference)
+        if delivery is None:
+            raise KeyError(f"no delivery {reference}")
+        local = check_open(delivery, patient)
+        try:
+            local_cx = CX.parse(local)
+        except ValueError as exc:
+            raise ValueError(f"patient id {local!r}: {exc}") from None
+        if patient is not None and not patient_known(local_cx, self.store, self.settings.patient_id_policy):
+            raise ValueError(f"patient {patient} is not known here (xds patient add, or a valid BSN id)")
+        sub = submit_objects_request(parse_xml(self.inbox.metadata(reference)))
+        rewritten, ids = import_submission(sub, local_patient=local_cx, defaults=self.settings.import_defaults)
+        staged = [
+            (ids[d.entry_id], self.documents.stage_copy(d.sha256, sha1=d.sha1, size=d.size)) for d in delivery.documents
+        ]
+        if patient is not None and patient != delivery.local_patient_id:
+            detail = f"reconciled to patient {local} (sender's id {delivery.patient_id or 'none'}) and imported"
+        else:
+            detail = f"imported for patient {local}"
+        ss_uid = rewritten.submission_sets[0].unique_id if rewritten.submission_sets else ""
+        record = spool_record(
+            audits.push_event(
+                node=self.audit_node,
+                type_code=audits.INBOX_ACCEPT,
+                time=datetime.now(UTC),
+                outcome=OUTCOME_SUCCESS,
+                export=False,
+                peer=delivery.sender,
+                patient_ids=(local,),
+                submission_set_id=ss_uid,
+                description=f"{reference}: {detail}",
+            )
+        )
+        done: list[bool] = []
+
+        def settle(conn: Connection) -> None:
+            self.inbox.set_status(reference, ACCEPTED, detail, local_patient_id=local, conn=conn)
+            self.audit.append([record], conn=conn)
+            done.append(True)
+
+        request = ProvideAndRegisterRequest(submission=rewritten, documents=tuple(staged))
+        try:
+            with before_commit(settle):
+                iti41.provide_and_register(request, self.repository_context())
+        except Exception as exc:
+            reason = (
+                "; ".join(f"{e.error_code}: {e.code_context}" for e in exc.items())
+                if isinstance(exc, XDSError)
+                else str(exc)
+            )
+            self.inbox.note(reference, "import-failed", f"import refused: {reason or type(exc).__name__}")
+            raise
+        if not done:  # a remote registry: the registry's transaction was not ours
+            self.inbox.set_status(reference, ACCEPTED, detail, local_patient_id=local)
+            self.audit.append([record])
+        found = self.inbox.get(reference)
+        assert found is not None
+        return found
+
+    def reject_delivery(self, reference: str, reason: str) -> Delivery:
+        """Reject an open delivery: it stays listed with the reason, its documents are deleted."""
+        delivery = self.inbox.get(reference)
+        if delivery is None:
+            raise KeyError(f"no delivery {reference}")
+        if not reason.strip():
+            raise ValueError("a rejection needs a reason")
+        record = spool_record(
+            audits.push_event(
+                node=self.audit_node,
+                type_code=audits.INBOX_REJECT,
+                time=datetime.now(UTC),
+                outcome=OUTCOME_SUCCESS,
+                export=False,
+                peer=delivery.sender,
+                patient_ids=(delivery.local_patient_id or delivery.patient_id,),
+                submission_set_id=delivery.submission_set_uid,
+                description=f"{reference}: rejected",
+            )
+        )
+        with self.store.writing() as conn:
+            self.inbox.set_status(reference, REJECTED, f"rejected: {reason.strip()}", conn=conn)
+            self.audit.append([record], conn=conn)
+        self.documents.remove_unreferenced([d.sha256 for d in delivery.documents], self.recorded_contents)
+        found = self.inbox.get(reference)
+        assert found is not None
+        return found
 
     def new_sink(self, _headers: PartHeaders) -> StagedFile:
         """Where an MTOM attachment streams to: a staging file of the document store."""

@@ -208,8 +208,8 @@ def _document_entry(de: DocumentEntry, rules: Rules) -> list[XDSError]:
         "languageCode": de.language_code,
         "sourcePatientId": de.source_patient_id,
     }
-    if de.limited_metadata:
-        required = {"mimeType": de.mime_type, "uniqueId": de.unique_id, "patientId": de.patient_id}
+    if de.limited_metadata:  # ITI TF-3 Table 4.3.1-3, XDR/XDM Metadata-Limited: patientId is R2
+        required = {"mimeType": de.mime_type, "uniqueId": de.unique_id}
     stable = de.object_type != v.DE_ON_DEMAND
     if stable and rules.require_repository_fields:
         required.update(hash=de.hash, size=de.size, repositoryUniqueId=de.repository_unique_id)
@@ -274,10 +274,10 @@ def _submission_set(ss: SubmissionSet, rules: Rules) -> list[XDSError]:
     required: dict[str, object] = {
         "uniqueId": ss.unique_id,
         "sourceId": ss.source_id,
-        "patientId": ss.patient_id,
         "submissionTime": ss.submission_time,
     }
-    if not ss.limited_metadata:
+    if not ss.limited_metadata:  # limited: patientId is R2 and contentTypeCode optional (ITI TF-3 Table 4.3.1-3)
+        required["patientId"] = ss.patient_id
         required["contentTypeCode"] = ss.content_type_code
     out += _missing(k, i, **required)
     out += _patient_id(k, i, "patientId", ss.patient_id)

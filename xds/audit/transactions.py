@@ -83,6 +83,12 @@ ITI_41: Final = Code("ITI-41", "IHE Transactions", "Provide and Register Documen
 ITI_42: Final = Code("ITI-42", "IHE Transactions", "Register Document Set-b")
 ITI_43: Final = Code("ITI-43", "IHE Transactions", "Retrieve Document Set")
 CONSENT_DECISION: Final = Code("consent-decision", "urn:xds-node:audit", "Consent decision")
+ITI_32: Final = Code("ITI-32", "IHE Transactions", "Distribute Document Set on Media")
+ITI_80: Final = Code("ITI-80", "IHE Transactions", "Cross-Gateway Document Provide")
+INBOX_ACCEPT: Final = Code("inbox-accept", "urn:xds-node:audit", "Delivery imported from a mailbox")
+INBOX_REJECT: Final = Code("inbox-reject", "urn:xds-node:audit", "Delivery rejected")
+NOTIFICATION: Final = Code("notification", "urn:xds-node:audit", "Delivery notification mailed")
+PUSH: Final = Code("push", "urn:xds-node:audit", "Push sent")
 EVENT_USER_AUTHENTICATION: Final = Code("110114", "DCM", "User Authentication")
 LOGIN: Final = Code("110122", "DCM", "Login")
 """This node's own EventTypeCode for consent decisions (no IHE code exists)."""
@@ -444,6 +450,44 @@ def cross_gateway_retrieve(
     """ITI-39 Cross Gateway Retrieve, as the Responding Gateway records it (ITI TF-2 §3.39.6): "as if it
     were a Document Repository" with the ITI-39 EventTypeCode."""
     return _export(ITI_39, node, requester, time, outcome, documents, patient_ids, reply_to)
+
+
+def push_event(
+    *,
+    node: AuditNode,
+    type_code: Code,
+    time: datetime,
+    outcome: int,
+    export: bool,
+    peer: str = "",
+    patient_ids: Sequence[str] = (),
+    submission_set_id: str = "",
+    documents: Sequence[DocumentRef] = (),
+    description: str = "",
+) -> AuditMessage:
+    """A step of a push, as this node records it: ``export`` (data leaves: a push sent, a package written, a
+    notification mailed) or import (a delivery received, imported, rejected). ``type_code`` names the step
+    (:data:`ITI_41`, :data:`ITI_80`, :data:`ITI_32`, :data:`INBOX_ACCEPT`, ...); ``peer`` is the other side
+    (an endpoint, an e-mail address, a file), ``description`` the outcome in words (never patient data)."""
+    here = _this_node(node, ROLE_SOURCE if export else ROLE_DESTINATION)
+    participants = [here]
+    if peer:
+        participants.append(_system(peer, "", ROLE_DESTINATION if export else ROLE_SOURCE, requestor=not export))
+    objects = [*_patients(patient_ids)]
+    if submission_set_id:
+        objects.append(_submission_set_object(submission_set_id))
+    objects += [_document_object(d) for d in documents]
+    return AuditMessage(
+        event_id=EVENT_EXPORT if export else EVENT_IMPORT,
+        action="R" if export else "C",
+        outcome=outcome,
+        time=time,
+        type_codes=(type_code,),
+        participants=tuple(participants),
+        source=_source(node),
+        objects=tuple(objects),
+        outcome_description=description,
+    )
 
 
 def _decision_details(request: AccessRequest, decision: Decision) -> tuple[tuple[str, bytes], ...]:

@@ -55,7 +55,7 @@ def provide_and_register(req: ProvideAndRegisterRequest, ctx: RepositoryContext)
     """Store and register, all or nothing; raise :class:`XDSErrors` (or the registry's errors) otherwise."""
     contents = [c for _, c in req.documents]
     try:
-        submission, held = _prepare(req, ctx.repository_unique_id)
+        submission, held = prepare(req, ctx.repository_unique_id)
         ctx.files.sync(contents)
         response = ctx.registry.register(submission, held)
     except OutcomeUnknown:
@@ -68,7 +68,15 @@ def provide_and_register(req: ProvideAndRegisterRequest, ctx: RepositoryContext)
     return response
 
 
-def _prepare(req: ProvideAndRegisterRequest, repository: str) -> tuple[Submission, list[StoredDocument]]:
+def prepare(
+    req: ProvideAndRegisterRequest, repository: str, *, foreign: bool = False
+) -> tuple[Submission, list[StoredDocument]]:
+    """Match documents to DocumentEntries and check each one's stated size and hash against its bytes; the
+    submission comes back with hash, size and ``repository`` filled in, with the documents to hold.
+
+    ``foreign``: the entries may name another repository (a Document Recipient receiving another node's
+    metadata); otherwise a repositoryUniqueId that is not ``repository`` is an error.
+    """
     documents = dict(req.documents)
     errors: list[XDSError] = []
     entries: list[DocumentEntry] = []
@@ -83,7 +91,7 @@ def _prepare(req: ProvideAndRegisterRequest, repository: str) -> tuple[Submissio
                 )
             )
             continue
-        errors += _check(de, content, repository)
+        errors += _check(de, content, "" if foreign else repository)
         entries.append(dataclasses.replace(de, hash=content.sha1, size=content.size, repository_unique_id=repository))
         held.append(
             StoredDocument(
@@ -121,7 +129,7 @@ def _check(de: DocumentEntry, content: DocumentContent, repository: str) -> list
                 location=de.unique_id,
             )
         )
-    if de.repository_unique_id and de.repository_unique_id != repository:
+    if repository and de.repository_unique_id and de.repository_unique_id != repository:
         errors.append(
             RepositoryMetadataError(
                 f"DocumentEntry {de.unique_id}: repositoryUniqueId {de.repository_unique_id} is not this"
@@ -132,4 +140,4 @@ def _check(de: DocumentEntry, content: DocumentContent, repository: str) -> list
     return errors
 
 
-__all__ = ["TRANSACTION", "RepositoryContext", "provide_and_register"]
+__all__ = ["TRANSACTION", "RepositoryContext", "prepare", "provide_and_register"]

@@ -66,4 +66,17 @@ def repository_wsdl(address: str) -> bytes:
     return render_wsdl("DocumentRepository.wsdl", address)
 
 
-__all__ = ["registry_wsdl", "render_wsdl", "repository_wsdl"]
+def recipient_wsdl(address: str) -> bytes:
+    """The XDR Document Recipient WSDL: ITI-41 Provide and Register Document Set-b as a push.
+
+    Operation ``DocumentRecipient_ProvideAndRegisterDocumentSet-b`` (``xdsb:ProvideAndRegisterDocumentSetRequest``
+    -> ``rs:RegistryResponse``) on one SOAP 1.2 port at ``address``.
+
+    References
+    ----------
+    ITI TF-2 §3.41.5 and Appendix V.4; ITI TF-1 §15 (XDR).
+    """
+    return render_wsdl("DocumentRecipient.wsdl", address)
+
+
+__all__ = ["recipient_wsdl", "registry_wsdl", "render_wsdl", "repository_wsdl"]

@@ -147,6 +147,20 @@ class FileDocumentStore:
         staged.close()
         return staged.content
 
+    def stage_copy(self, sha256: str, *, sha1: str, size: int) -> DocumentContent:
+        """Stage published content again (a hard link, or a copy across file systems), for a second submission
+        of the same bytes (a delivery imported into the repository). FileNotFoundError when it is not
+        published."""
+        source = self.path(sha256)
+        staged = self._staging() / f"{uuid.uuid4().hex}.part"
+        try:
+            os.link(source, staged)
+        except FileNotFoundError:
+            raise
+        except OSError:
+            shutil.copyfile(source, staged)
+        return DocumentContent(ref=str(staged), size=size, sha1=sha1, sha256=sha256)
+
     @staticmethod
     def sync(contents: Iterable[DocumentContent]) -> None:
         """fsync staged files: their bytes are on disk before the registry commits."""

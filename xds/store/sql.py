@@ -458,6 +458,12 @@ class SqlRegistryStore:
             stmt = select(ALIAS.c.alias).where(ALIAS.c.patient_id == patient_id).order_by(ALIAS.c.alias)
             return [r[0] for r in conn.execute(stmt)]
 
+    def patients_with_alias(self, alias: str) -> list[str]:
+        """The fed patients that have ``alias`` recorded as another id, sorted."""
+        with self.engine.connect() as conn:
+            stmt = select(ALIAS.c.patient_id).where(ALIAS.c.alias == alias).order_by(ALIAS.c.patient_id)
+            return [r[0] for r in conn.execute(stmt)]
+
     def list_patients(self) -> list[tuple[str, str]]:
         """Fed patient ids with the time they were added, oldest first."""
         with self.engine.connect() as conn:

@@ -58,6 +58,42 @@ def retrieve_parts(answer: RetrieveResponse, store: FileDocumentStore) -> MtomRe
     return MtomReply(xdsb.retrieve_response_root(answer, cids), tuple(parts))
 
 
+def provide_request(req: SoapRequest, store: FileDocumentStore) -> ProvideAndRegisterRequest:
+    """The ITI-41 (or ITI-80) request in ``req``, its documents staged: MTOM parts as streamed, inline base64
+    staged here. From here on the caller's service owns every staged document (publishes or deletes it);
+    attachments no Document names are deleted now."""
+    message = xdsb.provide_and_register_request(req.body)
+    submission = messages.submit_objects_request(message.submit)
+    documents: list[tuple[str, DocumentContent]] = []
+    inline: list[DocumentContent] = []
+    try:
+        for part in message.documents:
+            if part.cid is not None:
+                attachment = req.attachments.get(part.cid)
+                if attachment is None or not isinstance(attachment.sink, StagedFile):
+                    raise SoapFault(
+                        f"Document {part.id}: xop:Include cid:{part.cid} names no MIME part of this message",
+                        subcode=faults.BAD_MTOM,
+                    )
+                documents.append((part.id, attachment.sink.content))
+            else:
+                content = store.stage_bytes([xdsb.inline_bytes(part)])
+                inline.append(content)
+                documents.append((part.id, content))
+    except BaseException:
+        store.discard(inline)
+        raise
+    for attachment in req.attachments.values():
+        req.claim(attachment)  # the service publishes or deletes them now
+    referenced = {c.ref for _, c in documents}
+    store.discard(
+        a.sink.content
+        for a in req.attachments.values()
+        if isinstance(a.sink, StagedFile) and a.sink.content.ref not in referenced
+    )
+    return ProvideAndRegisterRequest(submission=submission, documents=tuple(documents))
+
+
 def repository_actor(node: Node) -> SoapActor:
     """The repository's SOAP endpoint."""
     provide_ctx = node.repository_context()
@@ -65,36 +101,7 @@ def repository_actor(node: Node) -> SoapActor:
     store = node.documents
 
     def provide(req: SoapRequest) -> bytes:
-        message = xdsb.provide_and_register_request(req.body)
-        submission = messages.submit_objects_request(message.submit)
-        documents: list[tuple[str, DocumentContent]] = []
-        inline: list[DocumentContent] = []
-        try:
-            for part in message.documents:
-                if part.cid is not None:
-                    attachment = req.attachments.get(part.cid)
-                    if attachment is None or not isinstance(attachment.sink, StagedFile):
-                        raise SoapFault(
-                            f"Document {part.id}: xop:Include cid:{part.cid} names no MIME part of this message",
-                            subcode=faults.BAD_MTOM,
-                        )
-                    documents.append((part.id, attachment.sink.content))
-                else:
-                    content = store.stage_bytes([xdsb.inline_bytes(part)])
-                    inline.append(content)
-                    documents.append((part.id, content))
-        except BaseException:
-            store.discard(inline)
-            raise
-        for attachment in req.attachments.values():
-            req.claim(attachment)  # the service publishes or deletes them now
-        referenced = {c.ref for _, c in documents}
-        store.discard(
-            a.sink.content
-            for a in req.attachments.values()
-            if isinstance(a.sink, StagedFile) and a.sink.content.ref not in referenced
-        )
-        request = ProvideAndRegisterRequest(submission=submission, documents=tuple(documents))
+        request = provide_request(req, store)
         return messages.registry_response(iti41.provide_and_register(request, provide_ctx))
 
     def retrieve(req: SoapRequest) -> MtomReply:
@@ -120,4 +127,4 @@ def repository_actor(node: Node) -> SoapActor:
     )
 
 
-__all__ = ["repository_actor", "retrieve_parts"]
+__all__ = ["provide_request", "repository_actor", "retrieve_parts"]
