@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from xds import __version__, cli_consent, samples
+from xds import __version__, cli_consent, cli_inbox, samples
 from xds import communities as cm
 from xds import vocabulary as v
 from xds.config import ConfigError, Settings, load_settings
@@ -190,6 +190,7 @@ def _community_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     )
     rm.add_argument("home", metavar="HOME", help="its homeCommunityId (urn:oid:...)")
     cli_consent.add_parsers(sub, with_config)
+    cli_inbox.add_parsers(sub, with_config)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -635,6 +636,8 @@ def main(args: Sequence[str] | None = None) -> int:
             return _community(ns, settings)
         if ns.command in ("consent", "audit"):
             return cli_consent.run(ns, settings)
+        if ns.command in ("inbox", "xdm"):
+            return cli_inbox.run(ns, settings)
         return _db(settings)
     except ConfigError as exc:
         print(f"xds: configuration error: {exc}", file=sys.stderr)

@@ -70,17 +70,31 @@ class Receipt:
     resent: tuple[str, ...] = ()
 
 
-def receive(req: ProvideAndRegisterRequest, ctx: RecipientContext, *, transport: str, sender: str) -> Receipt:
-    """Check a push and store it in its mailboxes, all or nothing; raise :class:`XDSErrors` otherwise."""
+def receive(
+    req: ProvideAndRegisterRequest,
+    ctx: RecipientContext,
+    *,
+    transport: str,
+    sender: str,
+    mailbox: Mailbox | None = None,
+    strict: bool = True,
+) -> Receipt:
+    """Check a push and store it in its mailboxes (``mailbox``: in that one, whatever it is addressed to), all
+    or nothing; raise :class:`XDSErrors` otherwise.
+
+    ``strict=False`` (media import, XDM): metadata rule violations do not refuse the delivery; they are kept in
+    its history, and the import into the registry (which checks everything) decides. Documents must still match
+    their entries, with matching size and hash.
+    """
     contents = [c for _, c in req.documents]
     try:
-        receipt = _receive(req, ctx, contents, transport=transport, sender=sender)
+        receipt = _receive(req, ctx, contents, transport=transport, sender=sender, mailbox=mailbox, strict=strict)
     except BaseException:
         ctx.files.discard(contents)
         raise
     ctx.files.publish(contents)
     if ctx.auto_import is not None:
-        boxes = {m.name: m for m in ctx.mailboxes}
+        boxes = {m.name: m for m in (*ctx.mailboxes, *((mailbox,) if mailbox else ()))}
         for d in receipt.deliveries:
             if d.status == NEW and boxes[d.mailbox].auto_import:
                 _auto_import(ctx, d)
@@ -94,8 +108,13 @@ def _receive(
     *,
     transport: str,
     sender: str,
+    mailbox: Mailbox | None,
+    strict: bool,
 ) -> Receipt:
-    errors: list[XDSError] = list(validate_submission(req.submission, RULES))
+    findings = validate_submission(req.submission, RULES)
+    if len(req.submission.submission_sets) != 1:
+        strict = True  # a delivery is one SubmissionSet, whatever the source
+    errors: list[XDSError] = list(findings) if strict else []
     recipients: list[IntendedRecipient] = []
     for ss in req.submission.submission_sets:
         for value in ss.intended_recipients:
@@ -113,7 +132,7 @@ def _receive(
     if errors:
         raise XDSErrors(errors)
     try:
-        mailboxes = route(recipients, ctx.mailboxes)
+        mailboxes = (mailbox,) if mailbox is not None else route(recipients, ctx.mailboxes)
     except NoMailbox as exc:
         raise XDSErrors([MetadataError(str(exc), location=submission.submission_sets[0].id)]) from None
     ss = submission.submission_sets[0]
@@ -122,6 +141,8 @@ def _receive(
     metadata = render_submit_objects_request(submission)
     status = NEW if match.local_patient_id else UNKNOWN_PATIENT
     detail = f"received by {transport} from {sender or '(unknown sender)'}; patient: {match.reason}"
+    if findings and not strict:
+        detail += "; metadata to complete before import: " + "; ".join(f.code_context for f in findings[:20])
     news: list[tuple[NewDelivery, float | None]] = []
     resent: list[str] = []
     for box in mailboxes:

@@ -1,0 +1,179 @@
+"""``xds inbox list|show|accept|reject|reconcile`` and ``xds xdm export|import``: the mailboxes of pushed
+deliveries and XDM packages from the command line (the same database as the node started with ``--config``).
+
+Exit status: 0 done; 1 refused (the registry refused an import, a package was refused, the delivery is settled);
+2 usage error (no such delivery, mailbox or patient).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xds.config import Settings
+from xds.errors import XDSError
+from xds.recipient.model import STATUSES, Delivery
+
+if TYPE_CHECKING:
+    from xds.node import Node
+
+_WithConfig = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+
+
+def add_parsers(sub: Any, with_config: _WithConfig) -> None:
+    """Add the ``inbox`` and ``xdm`` commands to the ``xds`` parser."""
+    inbox = sub.add_parser("inbox", help="mailboxes of pushed deliveries (XDR, ITI-80, XDM)")
+    isub = inbox.add_subparsers(dest="inbox_command", required=True)
+    lst = with_config(isub.add_parser("list", help="list deliveries (open ones unless --status says otherwise)"))
+    lst.add_argument("mailbox", nargs="?", help="only this mailbox")
+    lst.add_argument("--status", choices=("open", "all", *STATUSES), default="open")
+    lst.add_argument("--limit", type=int, default=200)
+    lst.add_argument("--json", action="store_true", help="print JSON")
+    show = with_config(isub.add_parser("show", help="a delivery: sender, message, documents, history"))
+    show.add_argument("reference")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    acc = with_config(isub.add_parser("accept", help="import a delivery into this node's registry and repository"))
+    acc.add_argument("reference")
+    rej = with_config(isub.add_parser("reject", help="reject a delivery (its documents are deleted)"))
+    rej.add_argument("reference")
+    rej.add_argument("--reason", required=True, help="why (kept in the delivery's history)")
+    rec = with_config(isub.add_parser("reconcile", help="import a delivery of an unknown patient as a local patient"))
+    rec.add_argument("reference")
+    rec.add_argument("--patient", required=True, metavar="LOCALID", help="the local patient id (CX)")
+
+    xdm = sub.add_parser("xdm", help="XDM packages (ITI-32): export and import ZIP files")
+    xsub = xdm.add_subparsers(dest="xdm_command", required=True)
+    exp = with_config(xsub.add_parser("export", help="write a patient's documents into an XDM ZIP package"))
+    exp.add_argument("--patient", required=True, metavar="ID")
+    exp.add_argument("out", type=Path, help="the ZIP file to write")
+    imp = with_config(xsub.add_parser("import", help="import an XDM ZIP package as deliveries"))
+    imp.add_argument("package", type=Path)
+    imp.add_argument("--mailbox", help="deliver to this mailbox (default: by its intendedRecipient)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run an ``inbox`` or ``xdm`` command."""
+    from xds.node import Node
+
+    node = Node.open(settings)
+    try:
+        if args.command == "xdm":
+            return _xdm(args, node)
+        return _inbox(args, node)
+    except KeyError as exc:
+        print(f"xds: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    except XDSError as exc:
+        for item in exc.items():
+            print(f"xds: {item.error_code}: {item.code_context}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"xds: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        node.close()
+
+
+def _inbox(args: argparse.Namespace, node: Node) -> int:
+    command = args.inbox_command
+    if command == "list":
+        status = None if args.status == "all" else args.status
+        rows = node.inbox.listing(mailbox=args.mailbox, status=status, limit=args.limit)
+        if args.json:
+            print(json.dumps([_summary(d) for d in rows], indent=2))
+            return 0
+        for d in rows:
+            flag = " URGENT" if d.urgent else ""
+            print(
+                f"{d.reference}  {d.received:%Y-%m-%d %H:%M}  {d.mailbox:<12} {d.status:<15} "
+                f"{len(d.documents)} doc(s){flag}  {d.sender}  {_one_line(d.message)}"
+            )
+        return 0
+    delivery = node.inbox.get(args.reference)
+    if delivery is None:
+        raise KeyError(f"no delivery {args.reference}")
+    if command == "show":
+        if args.json:
+            print(json.dumps(_detail(delivery), indent=2))
+        else:
+            _print_detail(delivery)
+        return 0
+    if command == "accept":
+        done = node.accept_delivery(args.reference)
+    elif command == "reconcile":
+        done = node.accept_delivery(args.reference, args.patient)
+    else:
+        done = node.reject_delivery(args.reference, args.reason)
+    print(f"{done.reference}: {done.history[-1].detail}")
+    return 0
+
+
+def _xdm(args: argparse.Namespace, node: Node) -> int:
+    from xds.exchange import export_xdm, import_xdm
+    from xds.recipient.model import TRANSPORT_XDM
+
+    if args.xdm_command == "export":
+        n = export_xdm(node, args.patient, args.out)
+        print(f"{args.out}: {n} document(s)")
+        return 0
+    stored = import_xdm(node, args.package, transport=TRANSPORT_XDM, sender="xds xdm import", mailbox=args.mailbox)
+    for d in stored:
+        print(f"{d.reference}  {d.mailbox}  {d.status}  {len(d.documents)} doc(s)")
+    if not stored:
+        print("nothing new: the package's submissions were delivered before")
+    return 0
+
+
+def _one_line(text: str, width: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _summary(d: Delivery) -> dict[str, Any]:
+    return {
+        "reference": d.reference,
+        "mailbox": d.mailbox,
+        "status": d.status,
+        "received": d.received.isoformat(),
+        "transport": d.transport,
+        "sender": d.sender,
+        "urgent": d.urgent,
+        "message": d.message,
+        "documents": len(d.documents),
+        "patient_id": d.patient_id,
+        "local_patient_id": d.local_patient_id,
+    }
+
+
+def _detail(d: Delivery) -> dict[str, Any]:
+    return {
+        **_summary(d),
+        "submission_set_unique_id": d.submission_set_uid,
+        "intended_recipients": list(d.recipients),
+        "documents": [
+            {"unique_id": x.unique_id, "mime_type": x.mime_type, "size": x.size, "sha1": x.sha1} for x in d.documents
+        ],
+        "history": [{"at": e.at.isoformat(), "status": e.status, "detail": e.detail} for e in d.history],
+    }
+
+
+def _print_detail(d: Delivery) -> None:
+    print(f"delivery   {d.reference}  ({d.status}{', URGENT' if d.urgent else ''})")
+    print(f"mailbox    {d.mailbox}")
+    print(f"received   {d.received.isoformat(timespec='seconds')} by {d.transport} from {d.sender}")
+    print(f"patient    sender's id {d.patient_id or '(none)'}; local {d.local_patient_id or '(unknown)'}")
+    for r in d.recipients:
+        print(f"addressed  {r}")
+    if d.message:
+        print(f"message    {d.message}")
+    for x in d.documents:
+        print(f"document   {x.unique_id}  {x.mime_type}  {x.size} bytes")
+    for e in d.history:
+        print(f"history    {e.at.isoformat(timespec='seconds')}  {e.status:<15} {e.detail}")
+
+
+__all__ = ["add_parsers", "run"]
