@@ -35,7 +35,8 @@ class Directory:
         for c in communities:
             if c.home_community_id in self._by_id:
                 raise ValueError(f"homeCommunityId {c.home_community_id} is in the directory twice")
-            self._by_id[c.home_community_id] = c
+            if c.query_url:  # entries without one are only pushed to (xds push), never queried
+                self._by_id[c.home_community_id] = c
 
     def all(self) -> list[Community]:
         """Every entry, sorted by homeCommunityId."""

@@ -1,6 +1,8 @@
-"""The Responding Gateway actor at ``/xca/responding``: ITI-38 and ITI-39 for other communities.
+"""The Responding Gateway actor at ``/xca/responding``: ITI-38, ITI-39 and ITI-80 for other communities.
 
-It answers from this node's own registry and repository (:mod:`xca.iti38`, :mod:`xca.iti39`). The node's ASGI
+It answers from this node's own registry and repository (:mod:`xca.iti38`, :mod:`xca.iti39`), and takes
+ITI-80 Cross-Gateway Document Provide pushes into this node's mailboxes like the Document Recipient does
+(:func:`xds.recipient.iti41.receive`, transport ``iti-80``). The node's ASGI
 application mounts it through the ``xds.actors`` entry point (:mod:`xca.actors`; ``xds`` never imports ``xca``).
 """
 
@@ -9,15 +11,30 @@ from __future__ import annotations
 from xca import iti38, iti39
 from xca.iti38 import RespondingContext
 from xca.iti39 import RetrieveGatewayContext
+from xds import vocabulary as v
 from xds.audit import transactions as tx
 from xds.ebrim import messages, xdsb
+from xds.model.messages import RegistryResponse
 from xds.node import Node
+from xds.recipient import iti41 as recipient
+from xds.recipient.model import TRANSPORT_ITI80
+from xds.registry.transactions import Transaction
 from xds.soap.wsdl import render_wsdl
 from xds.web import audits
-from xds.web.repository import retrieve_parts
+from xds.web.recipient import sender_of
+from xds.web.repository import provide_request, retrieve_parts
 from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest, node_actor
 
 PATH = "/xca/responding"
+
+ITI80 = Transaction(
+    id="ITI-80",
+    title="Cross-Gateway Document Provide",
+    action=v.ACTION_CROSS_GATEWAY_DOCUMENT_PROVIDE,
+    response_action=v.ACTION_CROSS_GATEWAY_DOCUMENT_PROVIDE_RESPONSE,
+    mtom=True,
+    is_query=False,
+)
 
 
 def responding_wsdl(address: str) -> bytes:
@@ -43,6 +60,14 @@ def responding_actor(node: Node) -> SoapActor:
         answer = iti39.cross_gateway_retrieve(xdsb.retrieve_request(req.body), retrieve_ctx, req.requester)
         return retrieve_parts(answer, node.documents)
 
+    provide_ctx = node.recipient_context()
+
+    def provide(req: SoapRequest) -> bytes:
+        request = provide_request(req, node.documents)
+        sender = req.requester.community_id or sender_of(req)
+        recipient.receive(request, provide_ctx, transport=TRANSPORT_ITI80, sender=sender)
+        return messages.registry_response(RegistryResponse())
+
     return node_actor(
         node,
         "Responding Gateway",
@@ -53,10 +78,17 @@ def responding_actor(node: Node) -> SoapActor:
             Operation(
                 iti39.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(node, tx.cross_gateway_retrieve)
             ),
+            Operation(
+                ITI80,
+                provide,
+                messages.registry_failure,
+                audits.submission(node, tx.cross_gateway_document_provide),
+                audit_in_transaction=True,
+            ),
         ],
         wsdl=responding_wsdl,
         role="responding",
     )
 
 
-__all__ = ["PATH", "responding_actor", "responding_wsdl"]
+__all__ = ["ITI80", "PATH", "responding_actor", "responding_wsdl"]

@@ -8,7 +8,7 @@
     xds submit FILE... --patient ID [--title TEXT] [--mime-type TYPE] [--url URL] [--config FILE] [--json]
     xds retrieve UNIQUEID... [--repository ID] [--out PATH] [--url URL] [--config FILE]
     xds repository reconcile [--all] [--config FILE]
-    xds community add HOME --query-url URL [--retrieve-url URL] [--push-url URL] [--xdm-email ADDR]
+    xds community add HOME [--name N] [--query-url URL] [--retrieve-url URL] [--push-url URL] [--xdm-email ADDR]
                   [--assigning-authority OID] [--timeout S] [--tls-ca FILE] [--tls-cert FILE] [--tls-key FILE]
                   [--no-tls-verify] [--config FILE]
     xds community list [--json] [--config FILE]
@@ -32,7 +32,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from xds import __version__, cli_consent, cli_inbox, samples
 from xds import communities as cm
@@ -167,9 +167,13 @@ def _community_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
         )
     )
     add.add_argument("home", metavar="HOME", help="its homeCommunityId (urn:oid:...)")
-    add.add_argument("--query-url", required=True, metavar="URL", help="its Responding Gateway for ITI-38")
+    add.add_argument("--name", metavar="NAME", help="a short name (for xds push --to)")
+    add.add_argument("--query-url", metavar="URL", help="its Responding Gateway for ITI-38 (omit: push only)")
     add.add_argument("--retrieve-url", metavar="URL", help="for ITI-39 (default: --query-url)")
-    add.add_argument("--push-url", metavar="URL", help="its Document Recipient (XDR)")
+    add.add_argument("--push-url", metavar="URL", help="its Document Recipient (XDR) or gateway (ITI-80)")
+    add.add_argument(
+        "--push-transaction", choices=("ITI-41", "ITI-80"), help="what --push-url speaks (default ITI-41, XDR)"
+    )
     add.add_argument("--xdm-email", metavar="ADDR", help="its e-mail address for XDM")
     add.add_argument(
         "--assigning-authority", metavar="OID", help="OID of its patient-id domain (default: the same ids as ours)"
@@ -231,13 +235,44 @@ def _serve(settings: Settings, config: str | None) -> int:
         forwarder.start()
         where = f"{settings.audit_syslog_host}:{settings.audit_syslog_port}"
         log.info("forwarding audit records", extra={"syslog": where, "transport": settings.audit_syslog_transport})
+    background = _mail_services(node)
     try:
         return _run_server(settings, config, node)
     finally:
+        for service in reversed(background):
+            service.stop()
         if forwarder is not None:
             forwarder.stop()
             forwarder.flush()  # what the last requests recorded, if the repository is there
         node.close()
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+def _mail_services(node: Node) -> list[_Stoppable]:
+    """Start the notification digests (with ``[smtp]``) and the XDM e-mail listener (``[smtp_listener] port``)."""
+    from xds.mail.settings import smtp_settings_from_mapping
+
+    settings = node.settings
+    smtp = smtp_settings_from_mapping(settings.smtp or {})
+    started: list[_Stoppable] = []
+    if smtp.configured:
+        from xds.mail.digests import DigestSender
+
+        digests = DigestSender(node, smtp)
+        digests.start()
+        started.append(digests)
+        log.info("mailing notification digests", extra={"smtp": f"{smtp.host}:{smtp.port}"})
+    if settings.smtp_listener_port:
+        from xds.mail.inbound import xdm_listener
+
+        listener = xdm_listener(node, smtp)
+        listener.start()
+        started.append(listener)
+        print(f"xds: XDM e-mail listener on {settings.smtp_listener_host}:{listener.port}", flush=True)
+    return started
 
 
 def _run_server(settings: Settings, config: str | None, node: Node) -> int:
@@ -368,8 +403,16 @@ def _community(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _community_add(args: argparse.Namespace, configured: Mapping[str, Any], node: Node) -> int:
-    entry: dict[str, Any] = {"home_community_id": args.home, "query_url": args.query_url, "timeout": args.timeout}
-    for key in ("retrieve_url", "push_url", "xdm_email", "assigning_authority"):
+    entry: dict[str, Any] = {"home_community_id": args.home, "timeout": args.timeout}
+    for key in (
+        "name",
+        "query_url",
+        "retrieve_url",
+        "push_url",
+        "push_transaction",
+        "xdm_email",
+        "assigning_authority",
+    ):
         if getattr(args, key) is not None:
             entry[key] = getattr(args, key)
     tls = {"ca_file": args.tls_ca, "cert_file": args.tls_cert, "key_file": args.tls_key}
@@ -636,7 +679,7 @@ def main(args: Sequence[str] | None = None) -> int:
             return _community(ns, settings)
         if ns.command in ("consent", "audit"):
             return cli_consent.run(ns, settings)
-        if ns.command in ("inbox", "xdm"):
+        if ns.command in ("inbox", "xdm", "push"):
             return cli_inbox.run(ns, settings)
         return _db(settings)
     except ConfigError as exc:

@@ -1,5 +1,6 @@
-"""``xds inbox list|show|accept|reject|reconcile`` and ``xds xdm export|import``: the mailboxes of pushed
-deliveries and XDM packages from the command line (the same database as the node started with ``--config``).
+"""``xds inbox list|show|accept|reject|reconcile``, ``xds xdm export|import`` and ``xds push`` / ``xds push
+status``: the mailboxes of pushed deliveries, XDM packages and sending pushes from the command line (the same
+database as the node started with ``--config``).
 
 Exit status: 0 done; 1 refused (the registry refused an import, a package was refused, the delivery is settled);
 2 usage error (no such delivery, mailbox or patient).
@@ -54,6 +55,24 @@ def add_parsers(sub: Any, with_config: _WithConfig) -> None:
     imp.add_argument("package", type=Path)
     imp.add_argument("--mailbox", help="deliver to this mailbox (default: by its intendedRecipient)")
 
+    p = with_config(
+        sub.add_parser(
+            "push",
+            help="send documents to a directory entry's mailbox (XDR, ITI-80, else XDM by e-mail);"
+            " 'xds push status [REFERENCE]' lists what was sent",
+        )
+    )
+    p.add_argument("files", nargs="+", type=str, metavar="FILE", help="the documents (or: status [REFERENCE])")
+    p.add_argument("--to", metavar="RECIPIENT", help="a directory entry: its name or homeCommunityId")
+    p.add_argument("--patient", metavar="ID", help="the patient id (CX) the documents are about")
+    p.add_argument("--department", default="", help="the receiving department (intendedRecipient XON name)")
+    p.add_argument("--organisation", default="", help="the receiving organisation's id, e.g. its URA")
+    p.add_argument("--person", default="", help="the addressed person: an id (UZI/AGB) or an XCN")
+    p.add_argument("--comment", default="", help="a message for the receiver (SubmissionSet comments)")
+    p.add_argument("--title", default="", help="a title for the submission and documents")
+    p.add_argument("--urgent", action="store_true", help="notify the receiver at once (no quiet period)")
+    p.add_argument("--json", action="store_true", help="status: print JSON")
+
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run an ``inbox`` or ``xdm`` command."""
@@ -61,6 +80,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     node = Node.open(settings)
     try:
+        if args.command == "push":
+            return _push(args, node)
         if args.command == "xdm":
             return _xdm(args, node)
         return _inbox(args, node)
@@ -126,6 +147,70 @@ def _xdm(args: argparse.Namespace, node: Node) -> int:
     if not stored:
         print("nothing new: the package's submissions were delivered before")
     return 0
+
+
+def _push(args: argparse.Namespace, node: Node) -> int:
+    from xds.model.hl7 import CX
+    from xds.push import PushOrder, push
+    from xds.store.pushes import SqlPushes
+
+    if args.files[0] == "status":
+        pushes = SqlPushes(node.store)
+        if len(args.files) > 2:
+            raise KeyError("xds push status takes at most one reference")
+        if len(args.files) == 2:
+            found = pushes.get(args.files[1])
+            if found is None:
+                raise KeyError(f"no push {args.files[1]}")
+            rows = [found]
+        else:
+            rows = pushes.listing()
+        if args.json:
+            print(json.dumps([_push_summary(x) for x in rows], indent=2))
+            return 0
+        for x in rows:
+            print(
+                f"{x.reference}  {x.created:%Y-%m-%d %H:%M}  {x.recipient:<16} {x.status:<9} {x.transport or '-':<9} "
+                f"{x.documents} doc(s)  {x.detail}"
+            )
+            for e in x.history:
+                print(f"    {e.at.isoformat(timespec='seconds')}  {e.status:<9} {e.detail}")
+        return 0
+    if not args.to or not args.patient:
+        raise KeyError("xds push needs --to RECIPIENT and --patient ID")
+    try:
+        patient = CX.parse(args.patient)
+    except ValueError as exc:
+        raise KeyError(f"--patient {args.patient!r}: {exc}") from None
+    order = PushOrder(
+        recipient=args.to,
+        patient=patient,
+        files=[Path(f) for f in args.files],
+        department=args.department,
+        organisation=args.organisation,
+        person=args.person,
+        comment=args.comment,
+        urgent=args.urgent,
+        title=args.title,
+    )
+    done = push(node, order)
+    print(f"{done.reference}: {done.status} ({done.transport or '-'}): {done.detail}")
+    return 0 if done.status in ("delivered", "mailed") else 1
+
+
+def _push_summary(x: Any) -> dict[str, Any]:
+    return {
+        "reference": x.reference,
+        "recipient": x.recipient,
+        "patient_id": x.patient_id,
+        "status": x.status,
+        "transport": x.transport,
+        "documents": x.documents,
+        "created": x.created.isoformat(),
+        "updated": x.updated.isoformat(),
+        "detail": x.detail,
+        "history": [{"at": e.at.isoformat(), "status": e.status, "detail": e.detail} for e in x.history],
+    }
 
 
 def _one_line(text: str, width: int = 60) -> str:

@@ -210,8 +210,10 @@ class SoapClient:
         documents: Mapping[str, Content],
         *,
         mime_types: Mapping[str, str] | None = None,
+        action: str = v.ACTION_PROVIDE_AND_REGISTER,
     ) -> RegistryResponse:
-        """ITI-41 Provide and Register Document Set-b as MTOM/XOP, documents streamed from disk.
+        """ITI-41 Provide and Register Document Set-b as MTOM/XOP, documents streamed from disk (``action``:
+        another transaction with the same message, ITI-80 Cross-Gateway Document Provide).
 
         ``documents`` maps DocumentEntry ids (``Document/@id``) to content. Each MIME part's Content-Type is
         ``mime_types[id]``, else the entry's mimeType when it is a well-formed media type, else
@@ -226,7 +228,7 @@ class SoapClient:
             parts.append((cid, chosen.get(doc_id) or mtom.part_content_type(entries.get(doc_id, "")), content))
             refs.append((doc_id, cid))
         body = xdsb.render_provide_and_register_request(messages.render_submit_objects_request(submission), refs)
-        reply = self.call(v.ACTION_PROVIDE_AND_REGISTER, body, documents=parts)
+        reply = self.call(action, body, documents=parts)
         reply.discard()
         return parse_registry_response(reply.body, http_status=reply.http_status)
 

@@ -11,7 +11,10 @@ and ``xds`` never imports ``xca``.
 One ``[[communities]]`` table::
 
     home_community_id = "urn:oid:1.2.3.4.6"                    # required
-    query_url = "https://gw.example.org/xca/responding"        # required: its Responding Gateway (ITI-38)
+    name = "stjansdal"                                         # a short name for `xds push --to` (optional)
+    query_url = "https://gw.example.org/xca/responding"        # its Responding Gateway (ITI-38); required
+                                                               # unless the entry is only for push
+    push_transaction = "ITI-41"                                # "ITI-41" (XDR) or "ITI-80" (to a gateway)
     retrieve_url = "https://gw.example.org/xca/responding"     # ITI-39; default: query_url
     push_url = ""                                              # its Document Recipient (XDR, ITI-41)
     xdm_email = ""                                             # XDM over e-mail
@@ -41,7 +44,18 @@ SOURCE_DATABASE: Final = "database"
 _SOURCES: Final = (SOURCE_CONFIG, SOURCE_DATABASE)
 _URN_OID: Final = "urn:oid:"
 _EMAIL: Final = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
-_STRING_KEYS: Final = ("home_community_id", "query_url", "retrieve_url", "push_url", "xdm_email", "assigning_authority")
+_STRING_KEYS: Final = (
+    "home_community_id",
+    "name",
+    "query_url",
+    "retrieve_url",
+    "push_url",
+    "push_transaction",
+    "xdm_email",
+    "assigning_authority",
+)
+PUSH_TRANSACTIONS: Final = ("ITI-41", "ITI-80")
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _KEYS: Final = frozenset({*_STRING_KEYS, "timeout", "tls"})
 _TLS_FILES: Final = ("ca_file", "cert_file", "key_file")
 _TLS_KEYS: Final = frozenset({*_TLS_FILES, "verify"})
@@ -68,9 +82,11 @@ class Community:
     """One remote community of the directory: where to query, retrieve and push, and its patient-id domain."""
 
     home_community_id: str  # urn:oid:...
-    query_url: str  # http(s) URL of its Responding Gateway for ITI-38
+    query_url: str = ""  # http(s) URL of its Responding Gateway for ITI-38; "" = push only (not queried)
     retrieve_url: str = ""  # for ITI-39; "" = query_url
     push_url: str = ""
+    push_transaction: str = "ITI-41"  # what push_url speaks: ITI-41 (XDR recipient) or ITI-80 (gateway)
+    name: str = ""
     xdm_email: str = ""
     assigning_authority: str = ""  # OID of the patient-id domain it uses; "" = same ids as ours (e.g. BSN)
     timeout: float | None = None  # seconds; None = the gateway default
@@ -83,8 +99,16 @@ class Community:
             raise ValueError(f"home_community_id must be urn:oid: followed by an OID, got {home!r}")
         if not self.retrieve_url:
             object.__setattr__(self, "retrieve_url", self.query_url)
+        if not (self.query_url or self.push_url or self.xdm_email):
+            raise ValueError("query_url is required (or push_url / xdm_email for an entry that is only pushed to)")
         for name in ("query_url", "retrieve_url", "push_url"):
-            _check_url(name, getattr(self, name), required=name != "push_url")
+            _check_url(name, getattr(self, name), required=False)
+        if self.push_transaction not in PUSH_TRANSACTIONS:
+            raise ValueError(
+                f"push_transaction must be one of {', '.join(PUSH_TRANSACTIONS)}, got {self.push_transaction!r}"
+            )
+        if self.name and not _NAME.fullmatch(self.name):
+            raise ValueError(f"name must be letters, digits, '_', '.', '-' (at most 64), got {self.name!r}")
         if self.xdm_email and not _EMAIL.fullmatch(self.xdm_email):
             raise ValueError(f"xdm_email must be an e-mail address (local@domain), got {self.xdm_email!r}")
         if self.assigning_authority and not is_oid(self.assigning_authority):
@@ -123,9 +147,8 @@ def community_from_mapping(
     if not isinstance(data, Mapping):
         raise ValueError(f"a community must be a table of keys, got {type(data).__name__}")
     _no_unknown(data, _KEYS, "community")
-    for key in ("home_community_id", "query_url"):
-        if not data.get(key):
-            raise ValueError(f"{key} is required")
+    if not data.get("home_community_id"):
+        raise ValueError("home_community_id is required")
     strings = {key: _string(data, key, key) for key in _STRING_KEYS if key in data}
     return Community(
         **strings, timeout=_timeout(data.get("timeout")), tls=_tls(data.get("tls", {}), check_files), source=source
@@ -176,6 +199,7 @@ def _tls(value: Any, check_files: bool) -> Tls:
 
 
 __all__ = [
+    "PUSH_TRANSACTIONS",
     "SOURCE_CONFIG",
     "SOURCE_DATABASE",
     "Community",

@@ -31,7 +31,7 @@ from xds.ebrim.messages import submit_objects_request
 from xds.ebrim.parser import parse_xml
 from xds.errors import XDSError
 from xds.model.hl7 import CX
-from xds.model.messages import ProvideAndRegisterRequest
+from xds.model.messages import DocumentContent, ProvideAndRegisterRequest
 from xds.recipient import iti41 as recipient_iti41
 from xds.recipient.inbox import check_open, import_submission
 from xds.recipient.model import ACCEPTED, REJECTED, Delivery
@@ -292,9 +292,7 @@ class Node:
             raise ValueError(f"patient {patient} is not known here (xds patient add, or a valid BSN id)")
         sub = submit_objects_request(parse_xml(self.inbox.metadata(reference)))
         rewritten, ids = import_submission(sub, local_patient=local_cx, defaults=self.settings.import_defaults)
-        staged = [
-            (ids[d.entry_id], self.documents.stage_copy(d.sha256, sha1=d.sha1, size=d.size)) for d in delivery.documents
-        ]
+        staged: list[tuple[str, DocumentContent]] = []
         if patient is not None and patient != delivery.local_patient_id:
             detail = f"reconciled to patient {local} (sender's id {delivery.patient_id or 'none'}) and imported"
         else:
@@ -320,11 +318,14 @@ class Node:
             self.audit.append([record], conn=conn)
             done.append(True)
 
-        request = ProvideAndRegisterRequest(submission=rewritten, documents=tuple(staged))
         try:
+            for d in delivery.documents:
+                staged.append((ids[d.entry_id], self.documents.stage_copy(d.sha256, sha1=d.sha1, size=d.size)))
+            request = ProvideAndRegisterRequest(submission=rewritten, documents=tuple(staged))
             with before_commit(settle):
                 iti41.provide_and_register(request, self.repository_context())
         except Exception as exc:
+            self.documents.discard(c for _, c in staged)  # done by the repository already, unless staging failed
             reason = (
                 "; ".join(f"{e.error_code}: {e.code_context}" for e in exc.items())
                 if isinstance(exc, XDSError)

@@ -18,6 +18,10 @@ object of their answers must carry it (:mod:`tests.conformance.community`). An `
 ``IGRTransaction`` (ITI-43) goes to the node's Initiating Gateway (``/xca/initiating``); its test data lives in
 another community, loaded by an engine on that node and taken over with :meth:`Engine.adopt` (every object
 must then carry that community's home; a submission reports ``$testdata_home$`` = the home it went to).
+An ``XDRProvideAndRegisterTransaction`` is the same ITI-41 push, sent to the node's Document Recipient
+(``/xdr/recipient``); its metadata file may already be a whole ``xdsb:ProvideAndRegisterDocumentSetRequest``
+(12375, 12376), whose ``lcm:SubmitObjectsRequest`` is then the metadata (the ``xdsb:Document`` elements are
+built from the step's ``<Document>`` files, as for any ITI-41).
 ``<Assert>`` XPaths are evaluated on the answer placed as the NIST log holds it
 (``TestStep/XCQTransaction[@step]/Result/...``), with ``$x$`` placeholders and plain ``useAs`` names
 (``'requested' = 'returned'``) replaced by their values.
@@ -51,7 +55,7 @@ from tests.support import REGISTRY, REPOSITORY, Answer, post, xop_decoded
 from tests.xsd import assert_valid
 from xds import vocabulary as v
 from xds.ebrim import xdsb
-from xds.namespaces import RIM, XDSB
+from xds.namespaces import LCM, RIM, XDSB
 from xds.node import Node
 from xds.soap import mtom
 
@@ -64,10 +68,12 @@ _NIST_LOG_PATH: Final = re.compile(r"//TestStep\[@id='[^']*'\]")
 """Asserts written against the NIST log (``//TestStep[@id='x']//...``) are applied to the answer's own log entry."""
 RESPONDING_GATEWAY: Final = "/xca/responding"
 INITIATING_GATEWAY: Final = "/xca/initiating"
+RECIPIENT: Final = "/xdr/recipient"
 _ACTIONS: Final = {
     "RegisterTransaction": v.ACTION_REGISTER,
     "StoredQueryTransaction": v.ACTION_STORED_QUERY,
     "ProvideAndRegisterTransaction": v.ACTION_PROVIDE_AND_REGISTER,
+    "XDRProvideAndRegisterTransaction": v.ACTION_PROVIDE_AND_REGISTER,
     "RetrieveTransaction": v.ACTION_RETRIEVE,
     "XCQTransaction": v.ACTION_CROSS_GATEWAY_QUERY,
     "XCRTransaction": v.ACTION_CROSS_GATEWAY_RETRIEVE,
@@ -76,6 +82,7 @@ _ACTIONS: Final = {
 }
 _PATHS: Final = {
     "ProvideAndRegisterTransaction": REPOSITORY,
+    "XDRProvideAndRegisterTransaction": RECIPIENT,
     "RetrieveTransaction": REPOSITORY,
     "XCQTransaction": RESPONDING_GATEWAY,
     "XCRTransaction": RESPONDING_GATEWAY,
@@ -83,7 +90,9 @@ _PATHS: Final = {
     "IGRTransaction": INITIATING_GATEWAY,
 }
 """Where each transaction goes (the registry otherwise)."""
-_SUBMISSIONS: Final = frozenset({"RegisterTransaction", "ProvideAndRegisterTransaction"})
+_PROVIDES: Final = frozenset({"ProvideAndRegisterTransaction", "XDRProvideAndRegisterTransaction"})
+"""ITI-41 pushes: the metadata and the step's ``<Document>`` files as MTOM parts."""
+_SUBMISSIONS: Final = frozenset({"RegisterTransaction", *_PROVIDES})
 _RETRIEVES: Final = frozenset({"RetrieveTransaction", "XCRTransaction", "IGRTransaction"})
 _GATEWAY: Final = frozenset({"XCQTransaction", "XCRTransaction"})
 _INITIATING: Final = frozenset({"IGQTransaction", "IGRTransaction"})
@@ -226,6 +235,8 @@ class Engine:
 
     def _send(self, step: Step) -> Result:
         root = _parse(step.directory / step.metadata_file)
+        if step.transaction in _PROVIDES:
+            root = _submit_objects(step, root)
         if ebrs21.is_ebrs21(root) and "NoConvert" not in step.flags:
             root = ebrs21.to_ebrs30(root)
         values = self._values(step)
@@ -236,7 +247,7 @@ class Engine:
         if left:
             raise HarnessError(f"{step.label}: placeholders without a value: {sorted(left)}")
         self._record_reports(step, root, "InputMetadata")
-        if step.transaction == "ProvideAndRegisterTransaction":
+        if step.transaction in _PROVIDES:
             return self._provide(step, root)
         assert_valid(root, what=f"request of {step.label}")
         if step.transaction in _RETRIEVES:
@@ -255,7 +266,8 @@ class Engine:
         return result
 
     def _provide(self, step: Step, submit: etree._Element) -> Result:
-        """ITI-41: the metadata and each ``<Document>`` file as an MTOM part."""
+        """ITI-41 (to the repository, or to the Document Recipient for XDR): the metadata and each ``<Document>``
+        file as an MTOM part."""
         ids = self.uuids[step.key]
         documents: list[tuple[str, str]] = []
         parts: list[tuple[str, str, bytes]] = []
@@ -269,7 +281,7 @@ class Engine:
         body = xdsb.render_provide_and_register_request(submit, documents)
         request = etree.fromstring(body)
         assert_valid(xop_decoded(request, {cid: data for cid, _, data in parts}), what=f"request of {step.label}")
-        answer = post(self.client, v.ACTION_PROVIDE_AND_REGISTER, body, REPOSITORY, parts=parts)
+        answer = post(self.client, v.ACTION_PROVIDE_AND_REGISTER, body, _PATHS[step.transaction], parts=parts)
         self._record_reports(step, answer.body, "Result")
         result = Result.of_answer(step, answer.body, request)
         if result.status == "Success":
@@ -369,6 +381,17 @@ class Engine:
         return value
 
 
+def _submit_objects(step: Step, root: etree._Element) -> etree._Element:
+    """The ``SubmitObjectsRequest`` of an ITI-41 metadata file: the file itself, or the one a whole
+    ``xdsb:ProvideAndRegisterDocumentSetRequest`` holds."""
+    if root.tag != xdsb.PROVIDE_AND_REGISTER_REQUEST:
+        return root
+    found = root.find(f"{{{LCM}}}SubmitObjectsRequest")
+    if found is None:
+        raise HarnessError(f"{step.label}: {step.metadata_file} holds no lcm:SubmitObjectsRequest")
+    return found
+
+
 def _text(parent: etree._Element, local: str) -> str:
     child = parent.find(f"{{{XDSB}}}{local}")
     return (child.text or "").strip() if child is not None else ""
@@ -396,4 +419,4 @@ def _log_entry(result: Result) -> etree._Element:
     return entry
 
 
-__all__ = ["INITIATING_GATEWAY", "RESPONDING_GATEWAY", "Engine", "HarnessError", "new_patient_id"]
+__all__ = ["INITIATING_GATEWAY", "RECIPIENT", "RESPONDING_GATEWAY", "Engine", "HarnessError", "new_patient_id"]

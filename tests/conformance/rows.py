@@ -6,7 +6,8 @@ run as well. Expectations come from the testplan; a row may override them (``sta
 documented reason (``note``, which also carries caveats), and may add error codes the ITI TF implies where
 the testplan states only a status (``tf_codes``, README "(TF: X)"); a Retrieve row may replace the
 testplan's ``<ReferenceDocument>`` list (``references``) and its ``<ExpectedMimeType>`` (``mime_type``; ""
-drops it), again with a ``note``. ``then`` names the NIST evaluation
+drops it), again with a ``note``. A row the harness cannot replay at all names why in ``skip`` (it is then
+reported as skipped with that reason, never left out). ``then`` names the NIST evaluation
 sections a row's Table A note refers to ("original must become Deprecated", "replacement must join the
 Folder", "nothing stored"); they run after the target step passed, each step against its own testplan.
 """
@@ -38,6 +39,7 @@ class Row:
     mime_type: str | None = None
     note: str = ""
     xfail: str = ""
+    skip: str = ""
 
     @property
     def section(self) -> str:

@@ -138,8 +138,23 @@ def test_file_checks_can_be_skipped() -> None:
 def test_constructor_checks_source_and_formats() -> None:
     with pytest.raises(ValueError, match="source must be one of config, database"):
         Community(home_community_id=HOME, query_url=URL, source="web")
-    with pytest.raises(ValueError, match="query_url must be"):
+    with pytest.raises(ValueError, match="query_url is required"):
         Community(home_community_id=HOME, query_url="")
+    with pytest.raises(ValueError, match="query_url must be"):
+        Community(home_community_id=HOME, query_url="ftp://x")
+    with pytest.raises(ValueError, match="push_transaction must be one of ITI-41, ITI-80"):
+        Community(home_community_id=HOME, push_url=URL, push_transaction="ITI-42")
+    with pytest.raises(ValueError, match="name must be"):
+        Community(home_community_id=HOME, query_url=URL, name="two words")
+    push_only = Community(home_community_id=HOME, xdm_email="clinic@example.org")
+    assert push_only.query_url == push_only.retrieve_url == ""
+
+
+def test_push_only_entries_are_not_in_the_gateway_directory() -> None:
+    queried = Community(home_community_id=HOME, query_url=URL)
+    pushed = Community(home_community_id="urn:oid:1.2.3.4.77", push_url=URL, name="clinic")
+    directory = Directory([queried, pushed])
+    assert directory.all() == [queried] and pushed.home_community_id not in directory
 
 
 # --- the TOML contract (ARCHITECTURE.md §5) ---------------------------------------------------------------------

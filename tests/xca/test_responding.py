@@ -149,7 +149,11 @@ def test_wsdl(rg: TestClient) -> None:
     assert wsdl.status_code == 200
     root = etree.fromstring(wsdl.content)
     ops = {o.get("name") for o in root.iter("{http://schemas.xmlsoap.org/wsdl/}operation")}
-    assert ops == {"RespondingGateway_CrossGatewayQuery", "RespondingGateway_CrossGatewayRetrieve"}
+    assert ops == {
+        "RespondingGateway_CrossGatewayQuery",
+        "RespondingGateway_CrossGatewayRetrieve",
+        "RespondingGateway_CrossGatewayDocumentProvide",
+    }
     address = root.find(".//{http://schemas.xmlsoap.org/wsdl/soap12/}address")
     assert address is not None and address.get("location") == f"http://testserver{RG}"
 

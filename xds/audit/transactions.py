@@ -391,6 +391,21 @@ def provide_and_register(
     return _import(ITI_41, node, requester, time, outcome, submission_set_id, patient_id, reply_to)
 
 
+def cross_gateway_document_provide(
+    *,
+    node: AuditNode,
+    requester: Requester,
+    time: datetime,
+    outcome: int,
+    submission_set_id: str,
+    patient_id: str,
+    reply_to: str = ANONYMOUS,
+) -> AuditMessage:
+    """ITI-80 Cross-Gateway Document Provide, as the Responding Gateway records it (ITI TF-2 §3.80.5): an
+    import, like ITI-41's."""
+    return _import(ITI_80, node, requester, time, outcome, submission_set_id, patient_id, reply_to)
+
+
 def _export(
     type_code: Code,
     node: AuditNode,

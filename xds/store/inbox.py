@@ -138,7 +138,7 @@ class SqlInbox:
         key = patient_key(new.local_patient_id, new.patient_id)
         due = stamp(now) if new.urgent else stamp(now + timedelta(seconds=quiet_period))
         open_digest = conn.execute(
-            select(DIG.c.id, DIG.c.due).where(
+            select(DIG.c.id, DIG.c.due, DIG.c.urgent).where(
                 DIG.c.mailbox == new.mailbox,
                 DIG.c.patient_key == key,
                 DIG.c.sent.is_(None),
@@ -157,9 +157,9 @@ class SqlInbox:
                 "error": None,
             }
             return int(conn.execute(insert(DIG).values(values).returning(DIG.c.id)).scalar_one())
-        changes: dict[str, Any] = {"due": min(due, open_digest.due) if new.urgent else due}
-        if new.urgent:
-            changes["urgent"] = True
+        urgent = new.urgent or bool(open_digest.urgent)
+        # routine: the quiet period restarts; urgent (this delivery or an earlier one): never later than it was
+        changes: dict[str, Any] = {"due": min(due, open_digest.due) if urgent else due, "urgent": urgent}
         conn.execute(update(DIG).where(DIG.c.id == open_digest.id).values(changes))
         return int(open_digest.id)
 
@@ -180,13 +180,20 @@ class SqlInbox:
         return str(xml).encode("utf-8")
 
     def find_resent(self, mailbox: str, submission_set_uid: str) -> Delivery | None:
-        """The delivery of this mailbox that came with this SubmissionSet uniqueId (a re-send), or None."""
+        """The delivery of this mailbox that came with this SubmissionSet uniqueId (a re-send), or None.
+
+        Rejected deliveries do not count: their documents are gone, so the same push again is a new delivery.
+        """
         if not submission_set_uid:
             return None
         with self._store.engine.connect() as conn:
             row = conn.execute(
                 select(DEL)
-                .where(DEL.c.mailbox == mailbox, DEL.c.submission_set_uid == submission_set_uid)
+                .where(
+                    DEL.c.mailbox == mailbox,
+                    DEL.c.submission_set_uid == submission_set_uid,
+                    DEL.c.status != "rejected",
+                )
                 .order_by(DEL.c.id)
             ).first()
             return None if row is None else self._delivery(conn, row, full=True)

@@ -302,7 +302,16 @@ def _stored_document(r: Any) -> StoredDocument:
 
 def _community(r: Any) -> dict[str, Any]:
     tls = {"ca_file": r.tls_ca_file, "cert_file": r.tls_cert_file, "key_file": r.tls_key_file, "verify": r.tls_verify}
-    plain = ("home_community_id", "query_url", "retrieve_url", "push_url", "xdm_email", "assigning_authority")
+    plain = (
+        "home_community_id",
+        "name",
+        "query_url",
+        "retrieve_url",
+        "push_url",
+        "push_transaction",
+        "xdm_email",
+        "assigning_authority",
+    )
     return {**{k: getattr(r, k) for k in plain}, "timeout": r.timeout, "tls": tls, "added": r.added}
 
 
@@ -535,6 +544,8 @@ class SqlRegistryStore:
             "query_url": c.query_url,
             "retrieve_url": c.retrieve_url,
             "push_url": c.push_url,
+            "push_transaction": c.push_transaction,
+            "name": c.name,
             "xdm_email": c.xdm_email,
             "assigning_authority": c.assigning_authority,
             "timeout": c.timeout,
