@@ -404,15 +404,7 @@ def _community(args: argparse.Namespace, settings: Settings) -> int:
 
 def _community_add(args: argparse.Namespace, configured: Mapping[str, Any], node: Node) -> int:
     entry: dict[str, Any] = {"home_community_id": args.home, "timeout": args.timeout}
-    for key in (
-        "name",
-        "query_url",
-        "retrieve_url",
-        "push_url",
-        "push_transaction",
-        "xdm_email",
-        "assigning_authority",
-    ):
+    for key in cm.STRING_KEYS[1:]:
         if getattr(args, key) is not None:
             entry[key] = getattr(args, key)
     tls = {"ca_file": args.tls_ca, "cert_file": args.tls_cert, "key_file": args.tls_key}

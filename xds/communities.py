@@ -44,7 +44,7 @@ SOURCE_DATABASE: Final = "database"
 _SOURCES: Final = (SOURCE_CONFIG, SOURCE_DATABASE)
 _URN_OID: Final = "urn:oid:"
 _EMAIL: Final = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
-_STRING_KEYS: Final = (
+STRING_KEYS: Final = (
     "home_community_id",
     "name",
     "query_url",
@@ -54,9 +54,10 @@ _STRING_KEYS: Final = (
     "xdm_email",
     "assigning_authority",
 )
+"""The string-valued keys of a directory entry (TOML, database columns, ``xds community add`` options)."""
 PUSH_TRANSACTIONS: Final = ("ITI-41", "ITI-80")
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_KEYS: Final = frozenset({*_STRING_KEYS, "timeout", "tls"})
+_KEYS: Final = frozenset({*STRING_KEYS, "timeout", "tls"})
 _TLS_FILES: Final = ("ca_file", "cert_file", "key_file")
 _TLS_KEYS: Final = frozenset({*_TLS_FILES, "verify"})
 
@@ -149,7 +150,7 @@ def community_from_mapping(
     _no_unknown(data, _KEYS, "community")
     if not data.get("home_community_id"):
         raise ValueError("home_community_id is required")
-    strings = {key: _string(data, key, key) for key in _STRING_KEYS if key in data}
+    strings = {key: _string(data, key, key) for key in STRING_KEYS if key in data}
     return Community(
         **strings, timeout=_timeout(data.get("timeout")), tls=_tls(data.get("tls", {}), check_files), source=source
     )
@@ -202,6 +203,7 @@ __all__ = [
     "PUSH_TRANSACTIONS",
     "SOURCE_CONFIG",
     "SOURCE_DATABASE",
+    "STRING_KEYS",
     "Community",
     "Tls",
     "community_from_mapping",

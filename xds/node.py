@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, text
 
 from registry_schema import migrate
 from xds.audit import transactions as audits
-from xds.audit.message import OUTCOME_SUCCESS
+from xds.audit.message import OUTCOME_SUCCESS, Code
 from xds.audit.transactions import AuditNode
 from xds.codelists import CodeLists, parse_codes_xml
 from xds.config import ConfigError, Settings
@@ -46,7 +46,7 @@ from xds.repository.local import LocalRegistry
 from xds.repository.ports import Registry
 from xds.repository.remote import Reconciled, RemoteRegistry
 from xds.soap.mtom import PartHeaders
-from xds.store.audit import SqlAuditSpool, first_in_batch, spool_record
+from xds.store.audit import SpoolRecord, SqlAuditSpool, first_in_batch, spool_record
 
 if TYPE_CHECKING:
     from xds.audit.syslog import Forwarder
@@ -297,20 +297,7 @@ class Node:
             detail = f"reconciled to patient {local} (sender's id {delivery.patient_id or 'none'}) and imported"
         else:
             detail = f"imported for patient {local}"
-        ss_uid = rewritten.submission_sets[0].unique_id if rewritten.submission_sets else ""
-        record = spool_record(
-            audits.push_event(
-                node=self.audit_node,
-                type_code=audits.INBOX_ACCEPT,
-                time=datetime.now(UTC),
-                outcome=OUTCOME_SUCCESS,
-                export=False,
-                peer=delivery.sender,
-                patient_ids=(local,),
-                submission_set_id=ss_uid,
-                description=f"{reference}: {detail}",
-            )
-        )
+        record = self._inbox_record(audits.INBOX_ACCEPT, delivery, local, f"{reference}: {detail}")
         done: list[bool] = []
 
         def settle(conn: Connection) -> None:
@@ -340,6 +327,22 @@ class Node:
         assert found is not None
         return found
 
+    def _inbox_record(self, kind: Code, delivery: Delivery, patient: str, description: str) -> SpoolRecord:
+        """The audit record of a decision on a delivery (accept, reject) by this node's operator."""
+        return spool_record(
+            audits.push_event(
+                node=self.audit_node,
+                type_code=kind,
+                time=datetime.now(UTC),
+                outcome=OUTCOME_SUCCESS,
+                export=False,
+                peer=delivery.sender,
+                patient_ids=(patient,),
+                submission_set_id=delivery.submission_set_uid,
+                description=description,
+            )
+        )
+
     def reject_delivery(self, reference: str, reason: str) -> Delivery:
         """Reject an open delivery: it stays listed with the reason, its documents are deleted."""
         delivery = self.inbox.get(reference)
@@ -347,19 +350,8 @@ class Node:
             raise KeyError(f"no delivery {reference}")
         if not reason.strip():
             raise ValueError("a rejection needs a reason")
-        record = spool_record(
-            audits.push_event(
-                node=self.audit_node,
-                type_code=audits.INBOX_REJECT,
-                time=datetime.now(UTC),
-                outcome=OUTCOME_SUCCESS,
-                export=False,
-                peer=delivery.sender,
-                patient_ids=(delivery.local_patient_id or delivery.patient_id,),
-                submission_set_id=delivery.submission_set_uid,
-                description=f"{reference}: rejected",
-            )
-        )
+        patient = delivery.local_patient_id or delivery.patient_id
+        record = self._inbox_record(audits.INBOX_REJECT, delivery, patient, f"{reference}: rejected")
         with self.store.writing() as conn:
             self.inbox.set_status(reference, REJECTED, f"rejected: {reason.strip()}", conn=conn)
             self.audit.append([record], conn=conn)

@@ -32,7 +32,7 @@ from registry_schema.tables import (
     UniqueIdClaim,
 )
 from xds import vocabulary as v
-from xds.communities import SOURCE_DATABASE, community_from_mapping
+from xds.communities import SOURCE_DATABASE, STRING_KEYS, community_from_mapping
 from xds.ebrim.encode import to_bytes
 from xds.errors import DuplicateUniqueIdInRegistry
 from xds.model.hl7 import DTM
@@ -302,17 +302,7 @@ def _stored_document(r: Any) -> StoredDocument:
 
 def _community(r: Any) -> dict[str, Any]:
     tls = {"ca_file": r.tls_ca_file, "cert_file": r.tls_cert_file, "key_file": r.tls_key_file, "verify": r.tls_verify}
-    plain = (
-        "home_community_id",
-        "name",
-        "query_url",
-        "retrieve_url",
-        "push_url",
-        "push_transaction",
-        "xdm_email",
-        "assigning_authority",
-    )
-    return {**{k: getattr(r, k) for k in plain}, "timeout": r.timeout, "tls": tls, "added": r.added}
+    return {**{k: getattr(r, k) for k in STRING_KEYS}, "timeout": r.timeout, "tls": tls, "added": r.added}
 
 
 class _WriterQueue:
