@@ -375,6 +375,10 @@ class Node:
             revision, db = None, f"error: {type(exc).__name__}"
         head = migrate.head_revision()
         store = self.documents.health()
+        try:
+            inbox: dict[str, object] = dict(self.inbox.counts())
+        except Exception as exc:
+            inbox = {"error": type(exc).__name__}
         ok = db == "ok" and revision == head and store["writable"] is True
         return {
             "status": "ok" if ok else "error",
@@ -385,6 +389,7 @@ class Node:
             "home_community_id": self.home_community_id,
             "repository_unique_id": self.repository_unique_id,
             "document_store": store,
+            "inbox": inbox,
         }
 
     def close(self) -> None:

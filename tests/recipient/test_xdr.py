@@ -117,3 +117,10 @@ def test_resend_is_not_a_second_delivery_and_reject_deletes_the_documents(xdr: S
     assert xdr_node.documents.exists(sha)
     assert xdr_node.reject_delivery(d.reference, "wrong patient").status == REJECTED
     assert not xdr_node.documents.exists(sha)
+
+
+def test_health_reports_the_inbox(xdr: SoapClient, xdr_node: Node) -> None:
+    assert xdr_node.health()["inbox"] == {"pending_digests": 0}
+    sub, docs = push_submission(RADIOLOGY)
+    assert xdr.provide_and_register(sub, docs).status == v.RESPONSE_SUCCESS
+    assert xdr_node.health()["inbox"] == {"new": 1, "pending_digests": 0}

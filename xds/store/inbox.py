@@ -313,6 +313,17 @@ class SqlInbox:
         with self._store.engine.connect() as conn:
             return {r[0] for r in conn.execute(stmt)}
 
+    def counts(self) -> dict[str, int]:
+        """Deliveries per status, and digests waiting to be mailed (for ``/health``)."""
+        with self._store.engine.connect() as conn:
+            out = {
+                str(r[0]): int(r[1]) for r in conn.execute(select(DEL.c.status, func.count()).group_by(DEL.c.status))
+            }
+            out["pending_digests"] = int(
+                conn.execute(select(func.count()).select_from(DIG).where(DIG.c.sent.is_(None))).scalar_one()
+            )
+        return out
+
     # --- digests ---------------------------------------------------------------------------------------
 
     def claim_due(self, *, now: datetime | None = None, stale_after: float = 300.0, limit: int = 50) -> list[DueDigest]:
