@@ -101,7 +101,19 @@ def find_recipient(node: Node, name: str) -> Community:
 
 
 def intended_recipient(order: PushOrder) -> str:
-    """The ``XON|XCN`` intendedRecipient value of ``order`` ("" when it names neither)."""
+    """The ``XON|XCN`` intendedRecipient value of ``order`` ("" when it names neither).
+
+    ValueError for a value with an HL7 separator that would make it address someone else (``|`` separates the
+    parts, ``~`` repeats, ``^`` and ``&`` separate components outside an XCN given whole).
+    """
+    for what, value, forbidden in (
+        ("department", order.department, "|~^&\\"),
+        ("organisation", order.organisation, "|~^&\\"),
+        ("person", order.person, "|~\\" if "^" in order.person else "|~^&\\"),
+    ):
+        bad = sorted({c for c in value if c in forbidden})
+        if bad:
+            raise ValueError(f"--{what} {value!r} contains {' '.join(bad)}: HL7 separators are not allowed there")
     xon = ""
     if order.department or order.organisation:
         xon = str(XON(organization_name=order.department, organization_identifier=order.organisation))
