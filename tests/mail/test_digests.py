@@ -286,3 +286,45 @@ def test_notify_removed_from_the_configuration_marks_the_digest_without_mail(dno
     assert dnode.inbox.pending_digests() == []
     found = dnode.inbox.get(d.reference)
     assert found is not None and "no notification address" in found.history[-1].detail
+
+
+def test_an_unexpected_failure_releases_that_digest_and_the_others_still_go(
+    dnode: Node, relay: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = datetime.now(UTC)
+    first = add(dnode, "1.9.1", at=t0 - timedelta(seconds=QUIET + 2))
+    stranger = NewDelivery(  # another patient: a digest of its own
+        mailbox="radiology",
+        status=NEW,
+        transport="xdr",
+        sender="http://sender.example.org",
+        patient_id="other-1^^^&1.2.3.4.5&ISO",
+        local_patient_id="",
+        message="",
+        urgent=False,
+        submission_set_uid=samples.new_oid(),
+        recipients=(),
+        metadata_xml=b"<x/>",
+        documents=(doc("1.9.2"),),
+    )
+    [second] = dnode.inbox.add([(stranger, QUIET)], at=t0 - timedelta(seconds=QUIET + 1))
+    from xds.mail import digests as module
+
+    real = module.digest_message
+    calls: list[str] = []
+
+    def flaky(**kw: object) -> EmailMessage:
+        calls.append(str(kw["references"]))
+        if len(calls) == 1:
+            raise ValueError("no Message-ID can be formed")
+        return real(**kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "digest_message", flaky)
+    assert sender(dnode, relay.port).run_once(now=t0) == 1  # the first failed, the second still went
+    assert len(relay.recorder.mails) == 1
+    [(_, _, _, due, _)] = dnode.inbox.pending_digests()  # the failed one, released for a later pass
+    assert due > t0
+    failed = first if first.reference in calls[0] else second
+    assert history(dnode, failed.reference) == [NEW]
+    assert sender(dnode, relay.port).run_once(now=t0 + timedelta(seconds=RETRY + 5)) == 1
+    assert len(relay.recorder.mails) == 2 and dnode.inbox.pending_digests() == []

@@ -53,7 +53,15 @@ class DigestSender:
         stale = max(300.0, 4 * self.smtp.timeout)
         sent = 0
         for digest in self.node.inbox.claim_due(now=now, stale_after=stale):
-            sent += self._send(digest)
+            try:
+                sent += self._send(digest)
+            except Exception as exc:  # not the relay: release it, so the others of this pass still go out
+                log.exception("notification digest %d: unexpected failure", digest.id)
+                try:
+                    retry = self.node.settings.inbox_retry_seconds
+                    self.node.inbox.digest_failed(digest.id, f"{type(exc).__name__}: {exc}", retry_after=retry)
+                except Exception:
+                    log.exception("notification digest %d stays claimed until its claim is stale", digest.id)
         return sent
 
     def _send(self, digest: DueDigest) -> int:

@@ -145,23 +145,29 @@ class SqlInbox:
                 DIG.c.claimed.is_(None),
             )
         ).first()
-        if open_digest is None:
-            values = {
-                "mailbox": new.mailbox,
-                "patient_key": key,
-                "opened": stamp(now),
-                "due": due,
-                "urgent": new.urgent,
-                "claimed": None,
-                "sent": None,
-                "error": None,
-            }
-            return int(conn.execute(insert(DIG).values(values).returning(DIG.c.id)).scalar_one())
-        urgent = new.urgent or bool(open_digest.urgent)
-        # routine: the quiet period restarts; urgent (this delivery or an earlier one): never later than it was
-        changes: dict[str, Any] = {"due": min(due, open_digest.due) if urgent else due, "urgent": urgent}
-        conn.execute(update(DIG).where(DIG.c.id == open_digest.id).values(changes))
-        return int(open_digest.id)
+        if open_digest is not None:
+            urgent = new.urgent or bool(open_digest.urgent)
+            # routine: the quiet period restarts; urgent (this delivery or an earlier one): never later than it was
+            changes: dict[str, Any] = {"due": min(due, open_digest.due) if urgent else due, "urgent": urgent}
+            still_open = conn.execute(
+                update(DIG)
+                .where(DIG.c.id == open_digest.id, DIG.c.sent.is_(None), DIG.c.claimed.is_(None))
+                .values(changes)
+            ).rowcount
+            if still_open:
+                return int(open_digest.id)
+            # a sender claimed it meanwhile (another worker, PostgreSQL): its mail is decided; open a new digest
+        values = {
+            "mailbox": new.mailbox,
+            "patient_key": key,
+            "opened": stamp(now),
+            "due": due,
+            "urgent": new.urgent,
+            "claimed": None,
+            "sent": None,
+            "error": None,
+        }
+        return int(conn.execute(insert(DIG).values(values).returning(DIG.c.id)).scalar_one())
 
     def get(self, reference: str) -> Delivery | None:
         """A delivery with its documents and history, or None."""
