@@ -79,6 +79,13 @@ class Settings:
     xua_clock_skew: float = 60.0
     xua_allow_sha1: bool = False
     xua_required: tuple[str, ...] = ()
+    xua_authn_contexts: tuple[str, ...] | None = None
+    """Accepted AuthnContextClassRef URIs (None: the verifier's default, every SAML 2.0 class but
+    InternetProtocol; empty: any)."""
+    xua_purposes: tuple[str, ...] | None = None
+    """Accepted purpose-of-use codes (None: TREATMENT, EMERGENCY, TREAT, ETREAT, COC; empty: any)."""
+    xua_roles: tuple[str, ...] = ()
+    """Accepted role codes (empty: any)."""
     """Actors that refuse a request without an assertion: registry, repository, responding, initiating."""
     xua_outbound: str = "forward"
     """What the initiating gateway's outbound calls carry: "forward" (the consumer's verified assertion, when
@@ -291,10 +298,19 @@ def _xua(table: Any) -> dict[str, Any]:
         "signing_key_file",
         "signing_cert_file",
         "issuer",
+        "authn_contexts",
+        "purposes",
+        "roles",
     }
     if unknown:
         raise ConfigError(f"unknown key(s) in [xua]: {', '.join(sorted(unknown))}")
     out: dict[str, Any] = {}
+    for key in ("authn_contexts", "purposes", "roles"):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
+                raise ConfigError(f"[xua] {key} must be a list of strings (empty: any)")
+            out[f"xua_{key}"] = tuple(value)
     for key in ("trusted_certs", "audiences", "required"):
         if key in table:
             value = table[key]

@@ -11,12 +11,18 @@ to overwrite.
 Beyond the testplan's status, :data:`DELIVERED` says what the node's inbox must hold afterwards: for a
 Success row one delivery in the default mailbox (no mailboxes are configured), with the step's documents
 (sha1, size and bytes of the files sent, the uniqueIds the harness assigned) and, where asked, every
-``intendedRecipient`` value sent; for a Failure row nothing at all (no delivery, no staged or published file).
+``intendedRecipient`` value sent; for a Failure or Fault row nothing at all (no delivery, no staged or published file).
 
-The eight ``12371_*`` XUA variants expect a SOAP Fault because the NIST engine sends them with a defective
-SAML assertion (expired, unsigned, ...) that it generates at run time; the assertions are not in the corpus
-and the conformance fixture configures no XUA, so they cannot be replayed: they are listed with that reason
-(``skip``) and reported as skipped.
+X5 to X13 run on a node with XUA (:mod:`tests.conformance.xua_variants`: a test signing certificate in the
+trust store, the audience ``urn:xds-node:test``, an assertion required at the Document Recipient), each with
+the assertion the NIST engine would have fetched from the Gazelle STS for the profile named after the test
+(:data:`XUA`), rebuilt with this node's SAML helpers and sent in a ``wsse:Security`` header. X5
+(``withauthzconsent``: a valid assertion with the Authz-Consent attributes) must succeed; the eight others
+expect a SOAP Fault, with the WS-Security subcode of :data:`tests.conformance.xua_variants.VARIANTS`, and
+nothing stored. Four of them are refusals the Connectathon's X-Service Provider *policy* demands: an
+AuthnContextClassRef that names no SAML 2.0 class (refused as malformed), InternetProtocol authentication (not
+accepted by default), a purpose of use other than treatment or emergency (not accepted by default), and a role
+the policy grants no access (the XUA node accepts only the first-level role, ``[xua] roles``).
 """
 
 from __future__ import annotations
@@ -45,14 +51,26 @@ NOTHING: Final = Delivered()
 
 _XUA_FAULTS: Final = (
     ("expired", "an assertion whose NotOnOrAfter has passed"),
-    ("invalidauthnstatement", "an assertion with an invalid AuthnStatement"),
+    (
+        "invalidauthnstatement",
+        "an AuthnStatement whose AuthnContextClassRef is urn:oasis:names:tc:SAML:2.0:ac:classes:Invalid (no"
+        " SAML 2.0 Authentication Context class: a malformed token)",
+    ),
     ("notyetvalid", "an assertion whose NotBefore is in the future"),
-    ("secondauthncontext", "an assertion with a second AuthnContext"),
-    ("secondpurposeofuse", "an assertion with a second PurposeOfUse attribute"),
-    ("secondrole", "an assertion with a second Role attribute"),
-    ("unknownaudience", "an assertion for an audience that is not this recipient"),
+    (
+        "secondauthncontext",
+        "an AuthnStatement whose AuthnContextClassRef is InternetProtocol (not accepted by default: a network"
+        " address is not a user's authentication)",
+    ),
+    (
+        "secondpurposeofuse",
+        "a PurposeOfUse the policy grants no access (PUBLICHEALTH; accepted by default: treatment, emergency)",
+    ),
+    ("secondrole", "a Subject-Role the policy grants no access (the XUA node's [xua] roles name the first only)"),
+    ("unknownaudience", "an assertion whose Audience is not this recipient"),
     ("unsigned", "an assertion without a signature"),
 )
+"""(profile, what the assertion carries)."""
 
 
 def _rx(rid: str, target: str, **kw: object) -> Row:
@@ -63,9 +81,7 @@ def _xua_fault(n: int, variant: str, what: str) -> Row:
     return _rx(
         f"X{n}",
         f"12371_{variant}/submit#submit",
-        skip=f"not replayable: expects a SOAP Fault for {what}; the NIST engine generates that XUA SAML assertion"
-        " at run time (it is not in the corpus) and the conformance fixture configures no XUA, so without it"
-        " the step is a plain submission that must succeed (as X5 shows)",
+        note=f"sent with {what} (STS profile {variant!r}); the node must answer with a SOAP Fault",
     )
 
 
@@ -89,12 +105,17 @@ ROWS: Final[tuple[Row, ...]] = (
     _rx(
         "X5",
         "12371_withauthzconsent/submit#submit",
-        note="the NIST engine sends this with an XUA SAML assertion (authorization consent); the conformance"
-        " fixture configures no XUA, so it is replayed as the plain submission it otherwise is (same file as"
-        " 12371): it checks the metadata, not the assertion",
+        note="sent with a valid assertion carrying the Authz-Consent attributes (urn:ihe:iti:bppc:2007:docid and"
+        " the patient's resource-id, STS profile 'withauthzconsent'); the metadata is 12371's",
     ),
-    *(_xua_fault(6 + i, variant, what) for i, (variant, what) in enumerate(_XUA_FAULTS)),
+    *(_xua_fault(6 + i, *fault) for i, fault in enumerate(_XUA_FAULTS)),
 )
+
+XUA: Final[dict[str, str]] = {
+    "X5": "withauthzconsent",
+    **{f"X{6 + i}": variant for i, (variant, _) in enumerate(_XUA_FAULTS)},
+}
+"""The rows that run on the XUA node, and the STS profile of the assertion each one sends."""
 
 DELIVERED: Final[dict[str, Delivered]] = {
     "X1": Delivered(NEW, recipients=True),
@@ -102,7 +123,8 @@ DELIVERED: Final[dict[str, Delivered]] = {
     "X3": Delivered(UNKNOWN_PATIENT),
     "X4": NOTHING,
     "X5": Delivered(NEW, recipients=True),
+    **dict.fromkeys(list(XUA)[1:], NOTHING),
 }
-"""The inbox check of every replayable row."""
+"""The inbox check of every row."""
 
-__all__ = ["DEFAULT_MAILBOX", "DELIVERED", "NOTHING", "ROWS", "TX", "Delivered"]
+__all__ = ["DEFAULT_MAILBOX", "DELIVERED", "NOTHING", "ROWS", "TX", "XUA", "Delivered"]

@@ -497,3 +497,103 @@ def test_the_cache_is_bounded(trust_store: str, trusted: Signer, monkeypatch: py
     verifier.verify(header_with(tokens[0]), now=NOW)  # evicted by the third: checked again
     verifier.verify(header_with(tokens[2]), now=NOW)  # still remembered
     assert len(calls) == 4
+
+
+# -- the AuthnStatement and the access policy (ITI TF-2 §3.40.4.1.2, §3.40.4.2) --------------------------
+
+
+def _with_authn(signer: Signer, change: Callable[[etree._Element], None]) -> etree._Element:
+    """A signed assertion whose AuthnStatement ``change`` edited before signing."""
+    element = assertion()
+    statement = element.find(qn(SAML2, "AuthnStatement"))
+    assert statement is not None
+    change(statement)
+    return header_with(sign_assertion(element, signer.key, signer.cert))
+
+
+def _class_ref(statement: etree._Element) -> etree._Element:
+    found = statement.find(f"{qn(SAML2, 'AuthnContext')}/{qn(SAML2, 'AuthnContextClassRef')}")
+    assert found is not None
+    return found
+
+
+def _set_class(uri: str) -> Callable[[etree._Element], None]:
+    def change(statement: etree._Element) -> None:
+        _class_ref(statement).text = uri
+
+    return change
+
+
+def _drop_statement(statement: etree._Element) -> None:
+    parent = statement.getparent()
+    assert parent is not None
+    parent.remove(statement)
+
+
+def _drop_instant(statement: etree._Element) -> None:
+    del statement.attrib["AuthnInstant"]
+
+
+def _second_class_ref(statement: etree._Element) -> None:
+    ref = _class_ref(statement)
+    ref.addnext(copy.deepcopy(ref))
+
+
+def _second_statement(statement: etree._Element) -> None:
+    statement.addnext(copy.deepcopy(statement))
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (_drop_statement, "exactly one AuthnStatement"),
+        (_second_statement, "exactly one AuthnStatement"),
+        (_drop_instant, "no AuthnInstant"),
+        (_second_class_ref, "exactly one AuthnContextClassRef"),
+        (_set_class("urn:oasis:names:tc:SAML:2.0:ac:classes:Invalid"), "not a SAML 2.0 authentication context"),
+    ],
+    ids=["no-statement", "two-statements", "no-instant", "two-class-refs", "unknown-class"],
+)
+def test_malformed_authn_statement_is_refused(
+    verifier: XuaVerifier, trusted: Signer, change: Callable[[etree._Element], None], reason: str
+) -> None:
+    err = expect(INVALID_SECURITY_TOKEN, lambda: verifier.verify(_with_authn(trusted, change), now=NOW))
+    assert reason in str(err)
+
+
+def test_internet_protocol_authentication_is_not_accepted_by_default(
+    verifier: XuaVerifier, trust_store: str, trusted: Signer
+) -> None:
+    header = _with_authn(trusted, _set_class("urn:oasis:names:tc:SAML:2.0:ac:classes:InternetProtocol"))
+    err = expect(FAILED_AUTHENTICATION, lambda: verifier.verify(header, now=NOW))
+    assert "InternetProtocol is not accepted" in str(err)
+    anything = XuaVerifier(XuaSettings((trust_store,), (AUDIENCE,), authn_contexts=()))
+    assert anything.verify(header, now=NOW) is not None
+    smartcard = _with_authn(trusted, _set_class("urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI"))
+    assert verifier.verify(smartcard, now=NOW) is not None
+
+
+def test_purpose_of_use_outside_the_policy_is_refused(verifier: XuaVerifier, trust_store: str, trusted: Signer) -> None:
+    public_health = {**ATTRIBUTES, saml.PURPOSE_OF_USE: ["PUBLICHEALTH^^2.16.840.1.113883.3.18.7.1"]}
+    header = header_with(signed(trusted, attributes=public_health))
+    err = expect(FAILED_AUTHENTICATION, lambda: verifier.verify(header, now=NOW))
+    assert "purpose of use PUBLICHEALTH is not accepted" in str(err)
+    research = XuaVerifier(XuaSettings((trust_store,), (AUDIENCE,), purposes=("PUBLICHEALTH",)))
+    assert research.verify(header, now=NOW) is not None
+    no_purpose = {k: v for k, v in ATTRIBUTES.items() if k != saml.PURPOSE_OF_USE}
+    assert verifier.verify(header_with(signed(trusted, attributes=no_purpose)), now=NOW) is not None
+
+
+def test_roles_are_checked_only_when_the_policy_names_them(trust_store: str, trusted: Signer) -> None:
+    doctors = XuaVerifier(XuaSettings((trust_store,), (AUDIENCE,), roles=("01.015",)))
+    assert doctors.verify(header_with(signed(trusted)), now=NOW) is not None
+    nurse = {**ATTRIBUTES, saml.SUBJECT_ROLE: ["30.000^^2.16.840.1.113883.2.4.15.111"]}
+    err = expect(FAILED_AUTHENTICATION, lambda: doctors.verify(header_with(signed(trusted, attributes=nurse)), now=NOW))
+    assert "role 30.000" in str(err)
+    no_role = {k: v for k, v in ATTRIBUTES.items() if k != saml.SUBJECT_ROLE}
+    expect(FAILED_AUTHENTICATION, lambda: doctors.verify(header_with(signed(trusted, attributes=no_role)), now=NOW))
+
+
+def test_an_unknown_accepted_class_is_a_settings_error(trust_store: str) -> None:
+    with pytest.raises(ValueError, match=r"not SAML 2\.0 authentication context classes"):
+        XuaSettings((trust_store,), (AUDIENCE,), authn_contexts=("urn:example:strong",))

@@ -25,7 +25,14 @@ closed:
 5. **Read.** Issuer, ``Subject/NameID`` (required) and the XSPA attributes are read from the *same element
    object* that was handed to xmlsec; nothing is looked up again from the document root. Text-valued fields
    holding comments or child elements are refused (the canonical form ignores comments, so
-   ``admin<!---->.evil`` would otherwise read as ``admin``).
+   ``admin<!---->.evil`` would otherwise read as ``admin``). Exactly one ``AuthnStatement`` with an
+   ``AuthnInstant`` and one ``AuthnContextClassRef`` naming a SAML 2.0 authentication context class (ITI TF-2
+   §3.40.4.1.2; SAML 2.0 Core §2.7.2; Authentication Context §3.4).
+6. **Local policy** (ITI TF-2 §3.40.4.2 leaves the access decision to the X-Service Provider): the
+   authentication context class, the purpose of use and the role must be among the accepted ones
+   (:class:`XuaSettings`; by default every class but ``InternetProtocol``, which authenticates a network
+   address and not a user; the treatment and emergency purposes; any role). A refusal here is
+   ``FailedAuthentication``: the token is good but not acceptable.
 
 The trust store holds the X-Assertion Provider's *signing certificates* (pinned), not CA certificates:
 there is no chain building and no certificate validity check; rotate by adding the new certificate.
@@ -109,6 +116,42 @@ _SHA1_SIGNATURE: Final = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
 _SHA1_DIGEST: Final = "http://www.w3.org/2000/09/xmldsig#sha1"
 _ID_ATTRIBUTES: Final = frozenset({"ID", "Id", "id"})
 _SINGLE_VALUED: Final = (SUBJECT_ID, ORGANIZATION, ORGANIZATION_ID, PURPOSE_OF_USE, RESOURCE_ID, HOME_COMMUNITY_ID)
+_AC: Final = "urn:oasis:names:tc:SAML:2.0:ac:classes:"
+AUTHN_CONTEXT_CLASSES: Final = frozenset(
+    _AC + name
+    for name in (
+        "InternetProtocol",
+        "InternetProtocolPassword",
+        "Kerberos",
+        "MobileOneFactorUnregistered",
+        "MobileTwoFactorUnregistered",
+        "MobileOneFactorContract",
+        "MobileTwoFactorContract",
+        "Password",
+        "PasswordProtectedTransport",
+        "PreviousSession",
+        "X509",
+        "PGP",
+        "SPKI",
+        "XMLDSig",
+        "Smartcard",
+        "SmartcardPKI",
+        "SoftwarePKI",
+        "Telephony",
+        "NomadTelephony",
+        "PersonalTelephony",
+        "AuthenticatedTelephony",
+        "SecureRemotePassword",
+        "TLSClient",
+        "TimeSyncToken",
+        "unspecified",
+    )
+)
+"""The authentication context classes of SAML 2.0 Authentication Context §3.4; another URI is malformed."""
+DEFAULT_AUTHN_CONTEXTS: Final = tuple(sorted(AUTHN_CONTEXT_CLASSES - {_AC + "InternetProtocol"}))
+"""Accepted by default: every class but InternetProtocol (a network address is not a user's authentication)."""
+DEFAULT_PURPOSES: Final = ("TREATMENT", "EMERGENCY", "TREAT", "ETREAT", "COC")
+"""Purposes of use accepted by default: care of the patient, and emergency access (NHIN and HL7 v3 codes)."""
 
 
 VERIFIED_CACHE_SIZE: Final = 10_000
@@ -137,7 +180,8 @@ class XuaSettings:
 
     ``trusted_certs`` are PEM files holding the pinned signing certificates of the trusted X-Assertion
     Providers (a file may hold several); ``audiences`` the URIs this node accepts in
-    ``AudienceRestriction``; ``required`` whether a request without an assertion is refused.
+    ``AudienceRestriction``; ``required`` whether a request without an assertion is refused; the accepted
+    authentication contexts, purposes of use and roles are the node's access policy.
     """
 
     trusted_certs: tuple[str, ...]
@@ -145,12 +189,21 @@ class XuaSettings:
     clock_skew: float = 60.0
     allow_sha1: bool = False
     required: bool = True
+    authn_contexts: tuple[str, ...] = DEFAULT_AUTHN_CONTEXTS
+    """Accepted AuthnContextClassRef URIs; empty: any SAML 2.0 class."""
+    purposes: tuple[str, ...] = DEFAULT_PURPOSES
+    """Accepted purpose-of-use codes (the code, without its system); empty: any."""
+    roles: tuple[str, ...] = ()
+    """Accepted role codes (the code, without its system); empty: any."""
 
     def __post_init__(self) -> None:
         if not self.trusted_certs or not self.audiences:
             raise ValueError("XUA needs at least one trusted certificate and one audience")
         if self.clock_skew < 0:
             raise ValueError("clock_skew must not be negative")
+        unknown = sorted(set(self.authn_contexts) - AUTHN_CONTEXT_CLASSES)
+        if unknown:
+            raise ValueError(f"not SAML 2.0 authentication context classes: {', '.join(unknown)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -266,6 +319,7 @@ class XuaVerifier:
         attributes = _attributes(assertion)
         single = {name: _single(attributes, name) for name in _SINGLE_VALUED}
         roles = attributes.get(SUBJECT_ROLE, ())
+        self._check_policy(_authn_context(assertion), single[PURPOSE_OF_USE], roles)
         return VerifiedAssertion(
             assertion_id=assertion.get("ID", ""),
             issuer=_required_text(assertion, "saml2:Issuer"),
@@ -283,6 +337,22 @@ class XuaVerifier:
             attributes=attributes,
             element=assertion,
         )
+
+    def _check_policy(self, authn_context: str, purpose: str, roles: tuple[str, ...]) -> None:
+        """The node's access policy (ITI TF-2 §3.40.4.2): accepted authentication, purpose of use and roles."""
+        accepted = self.settings
+        if accepted.authn_contexts and authn_context not in accepted.authn_contexts:
+            raise XuaError(
+                f"authentication context {authn_context} is not accepted", fault_subcode=FAILED_AUTHENTICATION
+            )
+        code = purpose.partition("^^")[0]
+        if code and accepted.purposes and code not in accepted.purposes:
+            raise XuaError(f"purpose of use {code} is not accepted", fault_subcode=FAILED_AUTHENTICATION)
+        if accepted.roles:
+            refused = [r for r in roles if r.partition("^^")[0] not in accepted.roles]
+            if refused or not roles:
+                why = f"role {refused[0]}" if refused else "an assertion without a role"
+                raise XuaError(f"{why} is not accepted", fault_subcode=FAILED_AUTHENTICATION)
 
     def _check_conditions(self, assertion: etree._Element, now: datetime) -> tuple[datetime, tuple[str, ...]]:
         """SAML 2.0 Core §2.5.1: validity window (with skew) and audience restriction."""
@@ -428,6 +498,17 @@ def _value(element: etree._Element) -> str:
     raise XuaError("unsupported structured SAML AttributeValue")
 
 
+def _authn_context(assertion: etree._Element) -> str:
+    """The one AuthnStatement's AuthnContextClassRef (ITI TF-2 §3.40.4.1.2: the assertion shall contain an
+    AuthnStatement; SAML 2.0 Core §2.7.2: AuthnInstant is required, one class reference per AuthnContext)."""
+    statement = _one(assertion, "saml2:AuthnStatement", "AuthnStatement")
+    _time(statement.get("AuthnInstant"), "AuthnInstant")
+    ref = _text(_one(statement, "saml2:AuthnContext/saml2:AuthnContextClassRef", "AuthnContextClassRef"))
+    if ref not in AUTHN_CONTEXT_CLASSES:
+        raise XuaError(f"{ref or 'an empty URI'} is not a SAML 2.0 authentication context class")
+    return ref
+
+
 def _single(attributes: Mapping[str, tuple[str, ...]], name: str) -> str:
     values = attributes.get(name, ())
     if len(values) > 1:
@@ -468,6 +549,9 @@ def _time(value: str | None, what: str) -> datetime:
 
 
 __all__ = [
+    "AUTHN_CONTEXT_CLASSES",
+    "DEFAULT_AUTHN_CONTEXTS",
+    "DEFAULT_PURPOSES",
     "FAILED_AUTHENTICATION",
     "INVALID_SECURITY_TOKEN",
     "VerifiedAssertion",

@@ -47,6 +47,7 @@ from starlette.responses import Response, StreamingResponse
 
 from xds.audit.message import AuditMessage, Code
 from xds.audit.transactions import AuditNode, authentication_failure
+from xds.config import ConfigError
 from xds.consent.model import SOURCE_TLS, Requester
 from xds.errors import RegistryErrorItem, XDSError
 from xds.node import Node
@@ -174,15 +175,23 @@ def node_actor(
     settings = node.settings
     xua = None
     if settings.xua_trusted_certs:
-        xua = XuaVerifier(
-            XuaSettings(
+        policy: dict[str, tuple[str, ...]] = {"roles": settings.xua_roles}
+        if settings.xua_authn_contexts is not None:
+            policy["authn_contexts"] = settings.xua_authn_contexts
+        if settings.xua_purposes is not None:
+            policy["purposes"] = settings.xua_purposes
+        try:
+            xua_settings = XuaSettings(
                 trusted_certs=settings.xua_trusted_certs,
                 audiences=settings.xua_audiences,
                 clock_skew=settings.xua_clock_skew,
                 allow_sha1=settings.xua_allow_sha1,
                 required=role in settings.xua_required,
+                **policy,
             )
-        )
+        except ValueError as exc:
+            raise ConfigError(f"[xua] {exc}") from None
+        xua = XuaVerifier(xua_settings)
     return SoapActor(
         name,
         operations,
