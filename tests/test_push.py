@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
 
 from tests.conftest import PG_ENV, pg_drop_schema, pg_schema_url
@@ -368,3 +369,24 @@ def test_push_records_are_listed(sender: Node, files: list[Path]) -> None:
     assert [p.reference for p in listed] == [first.reference, second.reference]
     assert [p.documents for p in listed] == [2, 1]
     assert SqlPushes(sender.store).get("P-0000000000") is None
+
+
+def test_an_untrusted_certificate_is_final_and_never_mailed(
+    settings: Settings, relay: tuple[Recorder, int], receiver: Node, files: list[Path], tmp_path: Path
+) -> None:
+    recorder, port = relay
+    ca = trustme.CA()  # not in the system's trust store, and not named in the entry's tls.ca_file
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    smtp = {"host": "127.0.0.1", "port": port, "from_address": "xds@sender.example.org", "timeout": 10}
+    node = sender_node(settings, smtp=smtp)
+    try:
+        with serving(create_app(receiver), ssl_certfile=str(tmp_path / "server.pem")) as base:
+            add_entry(node, push_url=f"{base}/xdr/recipient", xdm_email=XDM_EMAIL)
+            sleeps = Sleeps()
+            done = push(node, order(files), sleep=sleeps)
+    finally:
+        node.close()
+    assert done.status == FAILED and "certificate was not accepted" in done.detail, done.detail
+    assert sleeps.calls == [] and recorder.mails == []  # no retry, and above all no e-mail
+    assert receiver.inbox.listing(status="all") == []

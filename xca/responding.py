@@ -19,6 +19,7 @@ from xds.node import Node
 from xds.recipient import iti41 as recipient
 from xds.recipient.model import TRANSPORT_ITI80
 from xds.registry.transactions import Transaction
+from xds.security.xua import XuaError, xua_fault
 from xds.soap.wsdl import render_wsdl
 from xds.web import audits
 from xds.web.recipient import sender_of
@@ -62,7 +63,11 @@ def responding_actor(node: Node) -> SoapActor:
 
     provide_ctx = node.recipient_context()
 
+    recipient_requires_xua = "recipient" in node.settings.xua_required
+
     def provide(req: SoapRequest) -> bytes:
+        if recipient_requires_xua and req.assertion is None:  # the mailboxes' door must not be open here
+            raise xua_fault(XuaError("ITI-80 delivers into the mailboxes, whose Document Recipient requires XUA"))
         request = provide_request(req, node.documents)
         sender = req.requester.community_id or sender_of(req)
         recipient.receive(request, provide_ctx, transport=TRANSPORT_ITI80, sender=sender)

@@ -2,8 +2,9 @@
 status``: the mailboxes of pushed deliveries, XDM packages and sending pushes from the command line (the same
 database as the node started with ``--config``).
 
-Exit status: 0 done; 1 refused (the registry refused an import, a package was refused, the delivery is settled);
-2 usage error (no such delivery, mailbox or patient).
+Exit status: 0 done; 1 refused (the registry refused an import, a package was refused, the delivery is settled,
+the patient is not known here, a push failed, a document's content is missing); 2 usage error (no such delivery,
+push or mailbox, missing options).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for item in exc.items():
             print(f"xds: {item.error_code}: {item.code_context}", file=sys.stderr)
         return 1
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"xds: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -6,8 +6,9 @@ Import: the package is read by the safe reader (:func:`xds.xdm.reader.read_packa
 under the node's data directory, so nothing is ever written elsewhere; each document is then staged into the
 document store and each SUBSET becomes a delivery through the Document Recipient
 (:func:`xds.recipient.iti41.receive`): the same checks, mailbox routing, unknown-patient queue and notification
-as an XDR push. A package is all or nothing: when one SUBSET is refused, the deliveries already stored from the
-same package are rejected again and the error names the SUBSET. The scratch directory is removed in every case.
+as an XDR push. A package is all or nothing: every SUBSET is checked first (the error names the one refused, and
+two subsets with one SubmissionSet are refused), then all deliveries are stored in one transaction, before any is
+imported automatically. The scratch directory is removed in every case.
 
 Export: the patient's approved DocumentEntries (FindDocuments through the consent gate, as the local operator)
 go into one new SubmissionSet in one SUBSET, the documents streamed from the document store into the ZIP
@@ -42,7 +43,7 @@ from xds.model.rim import Slot, text
 from xds.node import Node
 from xds.recipient import iti41 as recipient
 from xds.recipient.addressing import mailbox_named
-from xds.recipient.model import REJECTED, Delivery
+from xds.recipient.model import Delivery
 from xds.registry import iti18
 from xds.store.audit import spool_record
 from xds.xdm.reader import Limits, XdmError, read_package
@@ -64,38 +65,47 @@ def import_xdm(
     """Import an XDM package as deliveries (one per SUBSET and mailbox); XdmError or XDSError when refused."""
     box = mailbox_named(mailbox, node.settings.mailboxes) if mailbox else None
     scratch = node.settings.data_path / "tmp" / f"xdm-{uuid.uuid4().hex}"
-    stored: list[Delivery] = []
     ctx = node.recipient_context()
+    staged: list[DocumentContent] = []
     try:
         subsets = read_package(package, scratch, limits=limits or Limits())
-        for subset in subsets:
-            staged: list[tuple[str, DocumentContent]] = []
-            try:
+        plans: list[recipient.Plan] = []
+        seen: dict[tuple[str, str], str] = {}
+        try:
+            for subset in subsets:
+                documents: list[tuple[str, DocumentContent]] = []
                 for entry_id, path in subset.documents.items():
-                    staged.append((entry_id, node.documents.stage_bytes(_chunks(path))))
-            except BaseException:
-                node.documents.discard(c for _, c in staged)
-                raise
-            request = ProvideAndRegisterRequest(submission=subset.submission, documents=tuple(staged))
-            try:
-                receipt = recipient.receive(
-                    request,
-                    ctx,
-                    transport=transport,
-                    sender=f"{sender} ({package.name} {subset.name})",
-                    mailbox=box,
-                    strict=False,
-                )
-            except XDSError as exc:
-                for earlier in stored:
-                    node.inbox.set_status(earlier.reference, REJECTED, f"the package's {subset.name} was refused")
-                raise XdmError(f"{subset.name}: " + "; ".join(i.code_context for i in exc.items())) from None
-            stored += receipt.deliveries
+                    content = node.documents.stage_bytes(_chunks(path))
+                    staged.append(content)
+                    documents.append((entry_id, content))
+                request = ProvideAndRegisterRequest(submission=subset.submission, documents=tuple(documents))
+                try:
+                    planned = recipient.plan(
+                        request,
+                        ctx,
+                        transport=transport,
+                        sender=f"{sender} ({package.name} {subset.name})",
+                        mailbox=box,
+                        strict=False,
+                    )
+                except XDSError as exc:
+                    raise XdmError(f"{subset.name}: " + "; ".join(i.code_context for i in exc.items())) from None
+                for new, _ in planned.news:
+                    key = (new.mailbox, new.submission_set_uid)
+                    if key in seen:
+                        raise XdmError(f"{subset.name} repeats the SubmissionSet of {seen[key]} ({key[1]})")
+                    seen[key] = subset.name
+                plans.append(planned)
+        except BaseException:
+            node.documents.discard(staged)
+            raise
+        receipt = recipient.store(ctx, plans, extra=(box,) if box else ())  # every subset or none
     except Exception as exc:
         _audit(node, audits.ITI_32, export=False, peer=sender, ok=False, description=f"import refused: {exc}")
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    stored = list(receipt.deliveries)
     _audit(
         node,
         audits.ITI_32,

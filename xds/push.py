@@ -10,12 +10,13 @@ the SubmissionSet's comments and, for an urgent push, the urgent slot
 
 When the entry has a ``push_url`` the node sends ITI-41 (XDR) to it, or ITI-80 Cross-Gateway Document Provide
 when its ``push_transaction`` says the URL is a community's gateway. A transport failure (refused, timeout,
-TLS, HTTP 5xx, a SOAP fault from the receiver's side) is retried ``[push] retries`` times with a growing pause;
-an answer that refuses the submission (a RegistryResponse with errors, a Sender fault) is final: sending the
-same content again elsewhere would not help, and the sender must see why. When the entry has no push URL, or
-the endpoint stayed down, the node writes an XDM package and mails it to the entry's ``xdm_email`` through the
-``[smtp]`` relay, asking for a disposition notification. Every attempt is recorded (``xds push status``) and
-audited.
+HTTP 5xx, a SOAP fault from the receiver's side) is retried ``[push] retries`` times with a growing pause;
+an answer that refuses the submission (a RegistryResponse with errors, a Sender fault, HTTP 4xx) is final:
+sending the same content again elsewhere would not help, and the sender must see why. So is a recipient
+certificate that does not verify: someone in between must not be able to divert documents to e-mail.
+When the entry has no push URL, or the endpoint stayed down, the node writes an XDM package and mails it to
+the entry's ``xdm_email`` through the ``[smtp]`` relay, asking for a disposition notification. Every attempt is
+recorded (``xds push status``) and audited.
 
 References
 ----------
@@ -27,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -229,6 +231,11 @@ def _send_soap(
                 raise Refused(str(exc)) from None
             last = str(exc)
         except (ClientError, httpx.HTTPError, OSError) as exc:
+            if _certificate_refused(exc):  # never a reason to send the documents another way (a downgrade)
+                raise Refused(f"the recipient's TLS certificate was not accepted: {exc}") from None
+            status = getattr(exc, "http_status", 0)
+            if 400 <= status < 500:
+                raise Refused(f"HTTP {status}: {exc}") from None
             last = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
         else:
             if response.status == v.RESPONSE_SUCCESS:
@@ -246,6 +253,18 @@ def _send_soap(
         if attempt < attempts:
             sleep(settings.push_retry_delay * attempt)
     return last
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) is a failed certificate verification."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _transport(entry: Community) -> httpx.HTTPTransport:

@@ -268,3 +268,27 @@ def test_stop_is_idempotent(node: Node) -> None:
         listener.start()
     listener.stop()
     listener.stop()
+
+
+def test_no_mdn_to_an_address_other_than_the_envelope_sender(
+    listeners: list[XdmListener], node: Node, tmp_path: Path
+) -> None:
+    listener = serve(listeners, node)
+    message = package(tmp_path)
+    message.replace_header("Disposition-Notification-To", "victim@elsewhere.example.org")
+    with client(listener) as smtp:
+        assert smtp.send_message(message, from_addr=SENDER) == {}
+    assert len(node.received) == 1 and node.mdns == []
+
+
+def test_recipients_are_capped_and_repeats_delivered_once(listeners: list[XdmListener], node: Node) -> None:
+    listener = serve(listeners, node, accepts=lambda address: address.lower().endswith("@node.example.org"))
+    with client(listener) as smtp:
+        smtp.ehlo()
+        assert smtp.mail(SENDER)[0] == 250
+        for n in range(10):
+            assert smtp.rcpt(f"box{n}@node.example.org")[0] == 250
+        assert smtp.rcpt("BOX0@node.example.org")[0] == 250  # the same address again: not counted twice
+        assert smtp.rcpt("box10@node.example.org")[0] == 452
+        assert smtp.data(b"Subject: x\r\n\r\nno package\r\n")[0] == 250
+    assert len(node.received) == 10

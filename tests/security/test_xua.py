@@ -581,7 +581,10 @@ def test_purpose_of_use_outside_the_policy_is_refused(verifier: XuaVerifier, tru
     research = XuaVerifier(XuaSettings((trust_store,), (AUDIENCE,), purposes=("PUBLICHEALTH",)))
     assert research.verify(header, now=NOW) is not None
     no_purpose = {k: v for k, v in ATTRIBUTES.items() if k != saml.PURPOSE_OF_USE}
-    assert verifier.verify(header_with(signed(trusted, attributes=no_purpose)), now=NOW) is not None
+    assert verifier.verify(header_with(signed(trusted, attributes=no_purpose)), now=NOW) is not None  # treatment
+    header = header_with(signed(trusted, attributes=no_purpose))
+    err = expect(FAILED_AUTHENTICATION, lambda: research.verify(header, now=NOW))  # no bypass by leaving it out
+    assert "purpose of use TREATMENT is not accepted" in str(err)
 
 
 def test_roles_are_checked_only_when_the_policy_names_them(trust_store: str, trusted: Signer) -> None:

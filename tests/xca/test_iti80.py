@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import trustme
 from lxml import etree
 from starlette.testclient import TestClient
 
@@ -168,3 +170,25 @@ def test_wsdl_lists_the_document_provide_operation(rg: TestClient) -> None:
     actions = {o.get("soapAction") for o in root.iter(f"{SOAP12_WSDL}operation")}
     assert v.ACTION_CROSS_GATEWAY_DOCUMENT_PROVIDE in actions
     assert v.ACTION_CROSS_GATEWAY_DOCUMENT_PROVIDE == "urn:ihe:iti:2015:CrossGatewayDocumentProvide"
+
+
+def test_when_the_recipient_requires_xua_iti80_does_too(settings: Settings, tmp_path: Path) -> None:
+    trust = tmp_path / "idp.pem"
+    trustme.CA().issue_cert("idp.example.org").cert_chain_pems[0].write_to_path(str(trust))
+    node = Node.open(
+        dataclasses.replace(
+            settings,
+            xua_trusted_certs=(str(trust),),
+            xua_audiences=("urn:xds-node:test",),
+            xua_required=("recipient",),  # the responding gateway itself is open (queries of anonymous peers)
+        )
+    )
+    try:
+        with TestClient(create_app(node)) as client:
+            sub, data = provide(CARDIOLOGY)
+            answer = send(client, sub, data)
+        assert answer.http_status == 400 and b"InvalidSecurityToken" in answer.raw
+        assert node.inbox.listing(status="all") == []
+        assert not [p for p in node.documents.staging_root.rglob("*.part")]
+    finally:
+        node.close()

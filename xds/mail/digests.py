@@ -38,6 +38,9 @@ from xds.store.inbox import DueDigest
 
 log = logging.getLogger("xds.mail")
 
+MAX_PER_PASS = 50
+"""Digests mailed in one pass at most (the next pass follows after ``interval``)."""
+
 
 class DigestSender:
     """Mails due digests of ``node`` through ``smtp``; :meth:`run_once` for one pass, :meth:`start` for a thread."""
@@ -52,7 +55,13 @@ class DigestSender:
         """Mail every digest due by ``now``; the number mailed."""
         stale = max(300.0, 4 * self.smtp.timeout)
         sent = 0
-        for digest in self.node.inbox.claim_due(now=now, stale_after=stale):
+        for _ in range(MAX_PER_PASS):
+            # one claim at a time, just before its mail: a claim never ages while others are being sent, so a
+            # slow relay cannot make another sender take it as stale and mail it too
+            claimed = self.node.inbox.claim_due(now=now, stale_after=stale, limit=1)
+            if not claimed:
+                break
+            digest = claimed[0]
             try:
                 sent += self._send(digest)
             except Exception as exc:  # not the relay: release it, so the others of this pass still go out

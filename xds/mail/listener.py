@@ -52,6 +52,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import parseaddr
 from typing import Any, Final, TypeVar
 
 from aiosmtpd.controller import Controller
@@ -96,6 +97,11 @@ def _is_mdn(message: EmailMessage) -> bool:
     )
 
 
+MAX_RECIPIENTS: Final = 10
+"""Accepted RCPT TO addresses per mail: each is one import of the whole package."""
+TOO_MANY_RECIPIENTS: Final = "452 4.5.3 Too many recipients"
+
+
 class _Handler:
     """The aiosmtpd hooks (``handle_RCPT``, ``handle_DATA``) bound to one listener's callables."""
 
@@ -113,6 +119,10 @@ class _Handler:
         if not accepted:
             log.info("RCPT TO: refused an unknown mailbox")
             return REFUSED_MAILBOX
+        if address.casefold() in (a.casefold() for a in envelope.rcpt_tos):
+            return RECIPIENT_OK  # named twice: delivered once
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return TOO_MANY_RECIPIENTS
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return RECIPIENT_OK
@@ -224,7 +234,7 @@ class XdmListener:
             if outcome is None:
                 return TEMPORARY_FAILURE
             outcomes.append(outcome)
-        await self._send_mdns(message, outcomes)
+        await self._send_mdns(message, outcomes, sender)
         return ACCEPTED
 
     async def _deliver_one(self, received: Received) -> _Outcome | None:
@@ -240,14 +250,22 @@ class XdmListener:
         log.info("DATA: delivered as %s", reference)
         return _Outcome(received.recipient, reference=reference)
 
-    async def _send_mdns(self, message: EmailMessage, outcomes: list[_Outcome]) -> None:
-        """One MDN per recipient when the mail asked for it (RFC 3798 §2.1); failures are logged only."""
+    async def _send_mdns(self, message: EmailMessage, outcomes: list[_Outcome], sender: str) -> None:
+        """One MDN per recipient when the mail asked for it (RFC 3798 §2.1); failures are logged only.
+
+        Only to the envelope sender: an MDN requested for another address is not sent (RFC 3798 §2.1 asks for
+        the user's consent then; an unattended node has no user to ask, and would otherwise mail third parties
+        on anyone's request)."""
         notify = self._notify
         try:
             if notify is None or not message["Disposition-Notification-To"] or _is_mdn(message):
                 return
+            asked = parseaddr(str(message["Disposition-Notification-To"]))[1]
         except Exception:
             log.exception("DATA: the MDN request could not be read; no MDN sent")
+            return
+        if not sender or asked.casefold() != parseaddr(sender)[1].casefold():
+            log.info("DATA: an MDN was asked for another address than the envelope sender; none sent")
             return
         for outcome in outcomes:
             try:

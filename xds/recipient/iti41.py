@@ -26,8 +26,9 @@ ITI TF-2 §3.41.4.1.3 (Document Recipient expected actions), ITI TF-3 §4.2.3.3.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from xds.ebrim.messages import render_submit_objects_request
 from xds.errors import DuplicateUniqueIdInRegistry, MetadataError, XDSError, XDSErrors
@@ -70,6 +71,17 @@ class Receipt:
     resent: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A checked push, not stored yet: the deliveries to store (with their quiet periods), the earlier
+    deliveries it re-sends, and its staged documents."""
+
+    news: tuple[tuple[NewDelivery, float | None], ...]
+    resent: tuple[tuple[str, str], ...]
+    """(reference, history note) of each mailbox that had this push already."""
+    contents: tuple[DocumentContent, ...]
+
+
 def receive(
     req: ProvideAndRegisterRequest,
     ctx: RecipientContext,
@@ -86,35 +98,49 @@ def receive(
     its history, and the import into the registry (which checks everything) decides. Documents must still match
     their entries, with matching size and hash.
     """
-    contents = [c for _, c in req.documents]
     try:
-        receipt = _receive(req, ctx, contents, transport=transport, sender=sender, mailbox=mailbox, strict=strict)
+        planned = plan(req, ctx, transport=transport, sender=sender, mailbox=mailbox, strict=strict)
+    except BaseException:
+        ctx.files.discard(c for _, c in req.documents)
+        raise
+    return store(ctx, [planned], extra=(mailbox,) if mailbox else ())
+
+
+def store(ctx: RecipientContext, plans: Sequence[Plan], *, extra: Sequence[Mailbox] = ()) -> Receipt:
+    """Store checked pushes (several: one XDM package's subsets) in one transaction, all or none: the documents
+    are made durable first and published only after the commit; once committed nothing is deleted. Then the
+    deliveries of ``auto_import`` mailboxes (among the configured ones and ``extra``) are imported."""
+    contents = [c for p in plans for c in p.contents]
+    try:
+        ctx.files.sync(contents)
+        stored = ctx.inbox.add([n for p in plans for n in p.news], notes=[r for p in plans for r in p.resent])
     except BaseException:
         ctx.files.discard(contents)
         raise
-    ctx.files.publish(contents)
+    ctx.files.publish(contents)  # committed: from here on the bytes stay, whatever happens
     if ctx.auto_import is not None:
-        boxes = {m.name: m for m in (*ctx.mailboxes, *((mailbox,) if mailbox else ()))}
-        for d in receipt.deliveries:
+        boxes = {m.name: m for m in (*ctx.mailboxes, *extra)}
+        for d in stored:
             if d.status == NEW and boxes[d.mailbox].auto_import:
                 _auto_import(ctx, d)
-    return receipt
+    return Receipt(tuple(stored), tuple(ref for p in plans for ref, _ in p.resent))
 
 
-def _receive(
+def plan(
     req: ProvideAndRegisterRequest,
     ctx: RecipientContext,
-    contents: list[DocumentContent],
     *,
     transport: str,
     sender: str,
-    mailbox: Mailbox | None,
-    strict: bool,
-) -> Receipt:
+    mailbox: Mailbox | None = None,
+    strict: bool = True,
+) -> Plan:
+    """Check a push and decide its deliveries, storing nothing; raise :class:`XDSErrors` when it is refused."""
     findings = validate_submission(req.submission, RULES)
     if len(req.submission.submission_sets) != 1:
         strict = True  # a delivery is one SubmissionSet, whatever the source
     errors: list[XDSError] = list(findings) if strict else []
+    errors += _lengths(req.submission)
     recipients: list[IntendedRecipient] = []
     for ss in req.submission.submission_sets:
         for value in ss.intended_recipients:
@@ -144,12 +170,12 @@ def _receive(
     if findings and not strict:
         detail += "; metadata to complete before import: " + "; ".join(f.code_context for f in findings[:20])
     news: list[tuple[NewDelivery, float | None]] = []
-    resent: list[str] = []
+    resent: list[tuple[str, str]] = []
     for box in mailboxes:
         earlier = ctx.inbox.find_resent(box.name, ss.unique_id)
         if earlier is not None:
             if _same_documents(earlier, documents):
-                resent.append(earlier.reference)
+                resent.append((earlier.reference, f"the same submission arrived again by {transport} from {sender}"))
                 continue
             raise XDSErrors(
                 [
@@ -176,11 +202,23 @@ def _receive(
             detail=detail,
         )
         news.append((new, box.quiet_period if box.notify else None))
-    ctx.files.sync(contents)
-    stored = ctx.inbox.add(news) if news else []
-    for reference in resent:
-        ctx.inbox.note(reference, "re-sent", f"the same submission arrived again by {transport} from {sender}")
-    return Receipt(tuple(stored), tuple(resent))
+    return Plan(tuple(news), tuple(resent), tuple(c for _, c in req.documents))
+
+
+_MAX: Final = {"uniqueId": 128, "mimeType": 128}
+"""What a delivery keeps of these values (longer ones are refused, not cut)."""
+
+
+def _lengths(sub: Submission) -> list[XDSError]:
+    """Values longer than the inbox keeps them: refused with a clear error, checked for media imports too."""
+    out: list[XDSError] = []
+    objects: list[tuple[str, str, str]] = [("uniqueId", ss.id, ss.unique_id) for ss in sub.submission_sets]
+    for de in sub.document_entries:
+        objects += [("uniqueId", de.id, de.unique_id), ("mimeType", de.id, de.mime_type)]
+    for attr, oid, value in objects:
+        if len(value) > _MAX[attr]:
+            out.append(MetadataError(f"{oid}: {attr} is longer than {_MAX[attr]} characters", location=oid))
+    return out
 
 
 def _documents(sub: Submission, contents: dict[str, DocumentContent]) -> tuple[DeliveredDocument, ...]:
@@ -231,4 +269,4 @@ def _auto_import(ctx: RecipientContext, d: Delivery) -> None:
             log.exception("could not note the failed import of %s", d.reference)
 
 
-__all__ = ["RULES", "Receipt", "RecipientContext", "is_urgent", "receive"]
+__all__ = ["RULES", "Plan", "Receipt", "RecipientContext", "is_urgent", "plan", "receive", "store"]

@@ -15,8 +15,11 @@ from xds.recipient.model import Delivery, NewDelivery
 class Inbox(Protocol):
     """Stored deliveries."""
 
-    def add(self, deliveries: Sequence[tuple[NewDelivery, float | None]]) -> list[Delivery]:
-        """Store one submission's deliveries (with their quiet periods, None: not notified), all or none."""
+    def add(
+        self, deliveries: Sequence[tuple[NewDelivery, float | None]], *, notes: Sequence[tuple[str, str]] = ()
+    ) -> list[Delivery]:
+        """Store deliveries (with their quiet periods, None: not notified) and add ``(reference, detail)``
+        "re-sent" notes to earlier ones, all in one transaction."""
         ...
 
     def find_resent(self, mailbox: str, submission_set_uid: str) -> Delivery | None:

@@ -345,8 +345,8 @@ class XuaVerifier:
             raise XuaError(
                 f"authentication context {authn_context} is not accepted", fault_subcode=FAILED_AUTHENTICATION
             )
-        code = purpose.partition("^^")[0]
-        if code and accepted.purposes and code not in accepted.purposes:
+        code = purpose.partition("^^")[0] or PURPOSE_TREATMENT  # what the requester will be taken to ask for
+        if accepted.purposes and code not in accepted.purposes:
             raise XuaError(f"purpose of use {code} is not accepted", fault_subcode=FAILED_AUTHENTICATION)
         if accepted.roles:
             refused = [r for r in roles if r.partition("^^")[0] not in accepted.roles]

@@ -172,14 +172,18 @@ class FileDocumentStore:
                 os.close(fd)
 
     def publish(self, contents: Iterable[DocumentContent]) -> None:
-        """Move staged files into ``objects/`` (the registry accepted them); identical content is kept once."""
-        for c in contents:
-            target = self.path(c.sha256)
-            if target.exists():
-                Path(c.ref).unlink(missing_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(c.ref, target)
+        """Move staged files into ``objects/`` (the registry accepted them); identical content is kept once.
+
+        Under the objects lock, so that :meth:`remove_unreferenced` never deletes a file another submission has
+        just committed a reference to and found already there."""
+        with self._objects_lock():
+            for c in contents:
+                target = self.path(c.sha256)
+                if target.exists():
+                    Path(c.ref).unlink(missing_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(c.ref, target)
 
     @staticmethod
     def discard(contents: Iterable[DocumentContent]) -> None:
@@ -189,11 +193,24 @@ class FileDocumentStore:
                 Path(c.ref).unlink(missing_ok=True)
 
     def remove_unreferenced(self, sha256s: Collection[str], referenced: Callable[[Collection[str]], set[str]]) -> int:
-        """Delete published content no record references any more (a remote registry refused it late)."""
-        gone = set(sha256s) - referenced(set(sha256s))
-        for digest in gone:
-            self.path(digest).unlink(missing_ok=True)
+        """Delete published content no record references any more (a remote registry refused it late, a delivery
+        was rejected)."""
+        with self._objects_lock():  # the check and the deletion are one step against publish
+            gone = set(sha256s) - referenced(set(sha256s))
+            for digest in gone:
+                self.path(digest).unlink(missing_ok=True)
         return len(gone)
+
+    @contextlib.contextmanager
+    def _objects_lock(self) -> Iterator[None]:
+        """An exclusive flock shared by every process of the node: publishing and removing take turns."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "objects.lock", "ab") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     # --- reading ---------------------------------------------------------------------------------------
 

@@ -78,24 +78,32 @@ class SqlInbox:
     # --- deliveries ------------------------------------------------------------------------------------
 
     def add(
-        self, deliveries: Sequence[tuple[NewDelivery, float | None]], *, at: datetime | None = None
+        self,
+        deliveries: Sequence[tuple[NewDelivery, float | None]],
+        *,
+        notes: Sequence[tuple[str, str]] = (),
+        at: datetime | None = None,
     ) -> list[Delivery]:
-        """Store deliveries (one submission's, one per mailbox) in one transaction, each with its documents and
-        first event; with a quiet period (seconds; None: its mailbox is not notified) each joins its patient's
-        open digest. Hooks of :mod:`xds.store.hooks` run in the same transaction."""
+        """Store deliveries (one submission's, one per mailbox; or one XDM package's) in one transaction, each
+        with its documents and first event; with a quiet period (seconds; None: its mailbox is not notified)
+        each joins its patient's open digest. ``notes`` are ``(reference, detail)`` "re-sent" events for
+        earlier deliveries, in the same transaction. Hooks of :mod:`xds.store.hooks` run in it too."""
         now = at or datetime.now(UTC)
-        references = [new_reference() for _ in deliveries]
+        stored: list[Delivery] = []
         with self._store.writing() as conn:
-            for (new, quiet_period), reference in zip(deliveries, references, strict=True):
-                delivery_id = self._insert(conn, new, reference, now)
+            for new, quiet_period in deliveries:
+                reference = new_reference()
+                delivery_id, detail = self._insert(conn, new, reference, now)
                 if quiet_period is not None:
                     digest_id = self._join_digest(conn, new, now, quiet_period)
                     conn.execute(update(DEL).where(DEL.c.id == delivery_id).values(digest_id=digest_id))
+                stored.append(_stored(new, delivery_id, reference, now, detail))
+            for reference, detail in notes:
+                self.note(reference, "re-sent", detail, conn=conn)
             run_before_commit(conn)
-        stored = [self.get(r) for r in references]
-        return [d for d in stored if d is not None]
+        return stored  # built from what was written: nothing after the commit can fail
 
-    def _insert(self, conn: Connection, new: NewDelivery, reference: str, now: datetime) -> int:
+    def _insert(self, conn: Connection, new: NewDelivery, reference: str, now: datetime) -> tuple[int, str]:
         row = {
             "reference": reference,
             "mailbox": new.mailbox,
@@ -131,7 +139,7 @@ class SqlInbox:
             )
         detail = new.detail or f"received by {new.transport} from {new.sender or '(unknown sender)'}"
         conn.execute(insert(DEV).values(delivery_id=delivery_id, at=stamp(now), status=new.status, detail=detail))
-        return delivery_id
+        return delivery_id, detail
 
     @staticmethod
     def _join_digest(conn: Connection, new: NewDelivery, now: datetime, quiet_period: float) -> int:
@@ -390,6 +398,28 @@ class SqlInbox:
         with self._store.engine.connect() as conn:
             rows = conn.execute(select(DIG).where(DIG.c.sent.is_(None)).order_by(DIG.c.due))
             return [(int(r.id), r.mailbox, r.patient_key, _time(r.due), bool(r.urgent)) for r in rows]
+
+
+def _stored(new: NewDelivery, delivery_id: int, reference: str, now: datetime, detail: str) -> Delivery:
+    """The delivery as :meth:`SqlInbox.add` wrote it (times at the stored millisecond precision)."""
+    at = datetime.fromisoformat(stamp(now))
+    return Delivery(
+        id=delivery_id,
+        reference=reference,
+        mailbox=new.mailbox,
+        status=new.status,
+        transport=new.transport,
+        sender=new.sender[:512],
+        patient_id=new.patient_id[:256],
+        local_patient_id=new.local_patient_id,
+        message=new.message,
+        urgent=new.urgent,
+        received=at,
+        submission_set_uid=new.submission_set_uid[:128],
+        recipients=new.recipients,
+        documents=new.documents,
+        history=(Event(at=at, status=new.status, detail=detail),),
+    )
 
 
 def patient_key(local_patient_id: str, patient_id: str) -> str:
