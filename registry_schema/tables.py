@@ -365,6 +365,41 @@ class PushEventRow(Base):
     detail: Mapped[str] = mapped_column(Text)
 
 
+class ImagingStudyRow(Base):
+    """A DICOM study this node holds (XDS-I.b): its patient, its current KOS manifest in the registry, and how
+    well its instances carried the BSN (``bsn_bucket``, see :mod:`xds.dicom.identity`)."""
+
+    __tablename__ = "imaging_study"
+
+    study_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(_ID, index=True)
+    accession: Mapped[str] = mapped_column(String(64))
+    manifest_unique_id: Mapped[str] = mapped_column(String(64))
+    manifest_entry_uuid: Mapped[str] = mapped_column(_ID)
+    sender: Mapped[str] = mapped_column(String(256), index=True)
+    bsn_bucket: Mapped[str] = mapped_column(String(16))
+    bsn_detail: Mapped[str] = mapped_column(Text)
+    received: Mapped[str] = mapped_column(String(32), index=True)
+    updated: Mapped[str] = mapped_column(String(32))
+
+
+class ImagingInstanceRow(Base):
+    """One stored DICOM instance (Part 10 file in the document store under ``sha256``)."""
+
+    __tablename__ = "imaging_instance"
+
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(64), ForeignKey("imaging_study.study_uid"), index=True)
+    series_uid: Mapped[str] = mapped_column(String(64), index=True)
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    transfer_syntax: Mapped[str] = mapped_column(String(64))
+    modality: Mapped[str] = mapped_column(String(16))
+    body_part: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    stored: Mapped[str] = mapped_column(String(32))
+
+
 __all__ = [
     "AuditRecordRow",
     "Base",
@@ -375,6 +410,8 @@ __all__ = [
     "DeliveryRow",
     "DigestRow",
     "EmergencyAccessRow",
+    "ImagingInstanceRow",
+    "ImagingStudyRow",
     "NodeSetting",
     "ObjectAuthor",
     "ObjectCode",

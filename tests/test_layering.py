@@ -32,6 +32,7 @@ CODEC_FORBIDDEN = (
 )
 SERVICES = (
     *("xds.registry", "xds.repository", "xds.consent", "xds.audit", "xds.security", "xds.xdm", "xds.recipient"),
+    "xds.dicom",
 )
 SERVICE_ADAPTERS = ("xds.consent.mitz", "xds.audit.syslog")
 """Adapters that live beside their service: the remote consent decision point (httpx) and the syslog sender."""

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from xds import __version__, cli_consent, cli_inbox, samples
+from xds import __version__, cli_consent, cli_dicom, cli_inbox, samples
 from xds import communities as cm
 from xds import vocabulary as v
 from xds.config import ConfigError, Settings, load_settings
@@ -195,6 +195,7 @@ def _community_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     rm.add_argument("home", metavar="HOME", help="its homeCommunityId (urn:oid:...)")
     cli_consent.add_parsers(sub, with_config)
     cli_inbox.add_parsers(sub, with_config)
+    cli_dicom.add_parsers(sub, with_config)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -673,6 +674,8 @@ def main(args: Sequence[str] | None = None) -> int:
             return cli_consent.run(ns, settings)
         if ns.command in ("inbox", "xdm", "push"):
             return cli_inbox.run(ns, settings)
+        if ns.command == "dicom":
+            return cli_dicom.run(ns, settings)
         return _db(settings)
     except ConfigError as exc:
         print(f"xds: configuration error: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ The keys of ARCHITECTURE.md §5 are a contract; keys may be added, never renamed
     [smtp]      host, port, security, username, password, from_address, timeout, ca_file  (xds.mail.settings)
     [smtp_listener] host, port (0: off), max_message_bytes   (XDM over e-mail in)
     [push]      retries, retry_delay, timeout   (as push_* settings: xds push)
+    [imaging]   source_id (the Imaging Document Source OID: Retrieve Location UID of the manifests)
     [[communities]] home_community_id, query_url, retrieve_url, push_url, xdm_email, assigning_authority, timeout,
                 tls = {ca_file, cert_file, key_file, verify}   (one table per remote community, see xds.communities)
 
@@ -123,6 +124,8 @@ class Settings:
     smtp_listener_port: int = 0
     """The SMTP listener for XDM packages by e-mail (0: off)."""
     smtp_listener_max_message_bytes: int = 64 * 1024 * 1024
+    imaging_source_id: str = ""
+    """This node's Imaging Document Source OID (the manifests' Retrieve Location UID); "": repository_unique_id."""
     push_retries: int = 3
     push_retry_delay: float = 2.0
     push_timeout: float = 60.0
@@ -176,6 +179,7 @@ _SECTIONS = {
     "inbox": {"link_base", "retry_seconds"},
     "smtp_listener": {"host", "port", "max_message_bytes"},
     "push": {"retries", "retry_delay", "timeout"},
+    "imaging": {"source_id"},
     "repository": {
         "documents_dir",
         "max_attachment_bytes",
@@ -195,7 +199,7 @@ def _from_toml(doc: Mapping[str, Any]) -> dict[str, Any]:
         unknown = set(table) - keys
         if unknown:
             raise ConfigError(f"unknown key(s) in [{section}]: {', '.join(sorted(unknown))}")
-        prefix = f"{section}_" if section in ("gateway", "audit", "inbox", "smtp_listener", "push") else ""
+        prefix = f"{section}_" if section in ("gateway", "audit", "inbox", "smtp_listener", "push", "imaging") else ""
         out.update({f"{prefix}{key}": value for key, value in table.items()})
     consent = doc.get("consent", {})
     if not isinstance(consent, Mapping):

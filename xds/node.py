@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 from xds.store.consent import SqlConsentStore
 from xds.store.documents import FileDocumentStore, StagedFile
 from xds.store.hooks import before_commit
+from xds.store.imaging import SqlImaging
 from xds.store.inbox import SqlInbox
 from xds.store.sql import SqlRegistryStore, make_engine
 from xds.validation import Rules
@@ -104,8 +105,12 @@ class Node:
         documents = FileDocumentStore(settings.documents_path, max_document_bytes=settings.max_attachment_bytes)
         inbox = SqlInbox(store)
 
+        imaging = SqlImaging(store)
+
         def recorded(sha256s: Collection[str]) -> set[str]:
-            return store.recorded_contents(sha256s) | inbox.recorded_contents(sha256s)
+            return (
+                store.recorded_contents(sha256s) | inbox.recorded_contents(sha256s) | imaging.recorded_contents(sha256s)
+            )
 
         documents.recover(recorded)
         return cls(
@@ -122,8 +127,22 @@ class Node:
         )
 
     def recorded_contents(self, sha256s: Collection[str]) -> set[str]:
-        """Which of these content addresses a repository record or a delivery holds."""
-        return self.store.recorded_contents(sha256s) | self.inbox.recorded_contents(sha256s)
+        """Which of these content addresses a repository record, a delivery or a stored DICOM instance holds."""
+        return (
+            self.store.recorded_contents(sha256s)
+            | self.inbox.recorded_contents(sha256s)
+            | self.imaging.recorded_contents(sha256s)
+        )
+
+    @property
+    def imaging_source_id(self) -> str:
+        """This node's Imaging Document Source id: ``[imaging] source_id``, else its repositoryUniqueId."""
+        return self.settings.imaging_source_id or self.repository_unique_id
+
+    @functools.cached_property
+    def imaging(self) -> SqlImaging:
+        """The index of stored DICOM studies and instances (XDS-I.b)."""
+        return SqlImaging(self.store)
 
     @functools.cached_property
     def audit_node(self) -> AuditNode:

@@ -1,0 +1,1 @@
+"""DICOM for XDS-I.b: patient identity (BSN) in DICOM, Key Object Selection manifests, the imaging store."""

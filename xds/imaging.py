@@ -1,0 +1,207 @@
+"""``xds dicom ingest`` and ``xds dicom bsn-report``: DICOM studies into this node as XDS-I.b manifests.
+
+Theory of operation
+-------------------
+:func:`ingest` scans the files (:func:`xds.dicom.ingest.scan`), groups them by study and, per study:
+
+1. streams each new instance into the document store (hashed on the way, fsynced);
+2. builds the study's KOS manifest over *all* its instances, the ones stored earlier included, with this
+   node's imaging source id as Retrieve Location UID (:mod:`xds.dicom.kos`);
+3. registers the manifest through ITI-41 in-process (:func:`xds.repository.iti41.provide_and_register`), with
+   an RPLC of the study's previous manifest when there is one; the instances' rows and the study's new
+   manifest are written in the registry's own transaction (:mod:`xds.store.hooks`), so the study, its
+   instances and its manifest are stored together or not at all;
+4. publishes the instances' files after the commit (crash recovery knows them by their rows).
+
+An instance stored before with the same bytes is not stored again; with other bytes it is refused. Each study's
+BSN quality (:func:`xds.dicom.identity.classify`) is recorded for :func:`bsn_report`. Every ingested study is
+audited (ITI-41 import).
+
+References
+----------
+IHE RAD TF-2 §4.68 (Provide and Register Imaging Document Set - MTOM/XOP), RAD TF-3 §4.68.4.1.2.3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from xds.audit import transactions as audits
+from xds.audit.message import OUTCOME_SUCCESS
+from xds.consent.model import Requester
+from xds.dicom.identity import classify
+from xds.dicom.ingest import ImagingDefaults, Scanned, manifest_submission, scan, study_manifest
+from xds.dicom.kos import build_manifest, manifest_bytes
+from xds.dicom.records import InstanceRecord, StudyRecord
+from xds.model.hl7 import CX, DTM
+from xds.model.messages import DocumentContent, ProvideAndRegisterRequest
+from xds.node import Node
+from xds.repository import iti41
+from xds.store.audit import spool_record
+from xds.store.hooks import before_commit
+
+LOCAL_SENDER = "local"
+"""The sender of studies ingested here (the BSN report counts per sender)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What one study's ingest did."""
+
+    study_uid: str
+    added: int
+    instances: int
+    manifest_unique_id: str
+    replaced: str
+    bsn_bucket: str
+
+
+def _chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(size):
+            yield chunk
+
+
+def ingest(
+    node: Node,
+    paths: Sequence[Path],
+    *,
+    patient: str,
+    include_presentation_states: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    defaults: ImagingDefaults | None = None,
+    sender: str = LOCAL_SENDER,
+) -> tuple[list[Ingested], list[str]]:
+    """Ingest the DICOM files under ``paths`` for the local ``patient``; the studies done and the files skipped.
+
+    Raises ValueError (an unknown or malformed patient, no DICOM file, a conflicting instance) or the registry's
+    :class:`~xds.errors.XDSError` when it refuses a manifest (that study is then not stored at all).
+    """
+    try:
+        cx = CX.parse(patient)
+    except ValueError as exc:
+        raise ValueError(f"patient id {patient!r}: {exc}") from None
+    if not node.store.patient_known(str(cx)) and node.settings.patient_id_policy.value == "registered":
+        raise ValueError(f"patient {patient} is not known here (xds patient add)")
+    scanned, skipped = scan(paths, include_presentation_states=include_presentation_states)
+    if not scanned:
+        raise ValueError("no DICOM instance to ingest" + (f": {skipped[0]}" if skipped else ""))
+    studies: dict[str, list[Scanned]] = {}
+    for s in scanned:
+        studies.setdefault(s.record.study_uid, []).append(s)
+    done: list[Ingested] = []
+    total, count = len(scanned), 0
+    for study_uid, members in studies.items():
+        done.append(_ingest_study(node, study_uid, members, cx, defaults or ImagingDefaults(), sender))
+        count += len(members)
+        if progress is not None:
+            progress(count, total)
+    return done, skipped
+
+
+def _ingest_study(
+    node: Node, study_uid: str, members: list[Scanned], patient: CX, defaults: ImagingDefaults, sender: str
+) -> Ingested:
+    earlier = node.imaging.study(study_uid)
+    if earlier is not None and earlier.patient_id != str(patient):
+        raise ValueError(f"study {study_uid} is stored for another patient ({earlier.patient_id})")
+    known = {i.sop_instance_uid: i for i in node.imaging.study_instances(study_uid)}
+    staged: list[DocumentContent] = []
+    new: list[InstanceRecord] = []
+    try:
+        for s in members:
+            content = node.documents.stage_bytes(_chunks(s.path))
+            old = known.get(s.record.sop_instance_uid)
+            if old is not None:
+                node.documents.discard([content])
+                if old.sha256 != content.sha256:
+                    raise ValueError(f"instance {s.record.sop_instance_uid} is stored already with other content")
+                continue
+            staged.append(content)
+            new.append(dataclasses.replace(s.record, size=content.size, sha256=content.sha256))
+        node.documents.sync(staged)
+        instances = [*known.values(), *new]
+        accession = next((s.accession for s in members if s.accession), earlier.accession if earlier else "")
+        manifest = study_manifest(
+            study_uid,
+            instances,
+            members[0].header,
+            patient=patient,
+            retrieve_location_uid=node.imaging_source_id,
+            accession=accession,
+        )
+        kos = build_manifest(manifest)
+        kos_uid = str(kos.SOPInstanceUID)
+        now = DTM(datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+        sub, de_id = manifest_submission(
+            manifest,
+            kos_uid,
+            patient=patient,
+            source_id=node.repository_unique_id,
+            defaults=defaults,
+            accession_issuer=node.repository_unique_id,
+            replaces=earlier.manifest_entry_uuid if earlier else "",
+            body_parts=[i.body_part for i in instances],
+            now=now,
+        )
+        identity = classify(s.header for s in members)
+        record = StudyRecord(
+            study_uid=study_uid,
+            patient_id=str(patient),
+            accession=accession,
+            sender=sender,
+            bsn_bucket=str(identity.bucket),
+            bsn_detail=identity.detail,
+        )
+        kos_content = node.documents.stage_bytes([manifest_bytes(kos)])
+        audit = spool_record(
+            audits.provide_and_register(
+                node=node.audit_node,
+                requester=Requester(user_id="local-operator", source="local"),
+                time=datetime.now(UTC),
+                outcome=OUTCOME_SUCCESS,
+                submission_set_id=sub.submission_sets[0].unique_id,
+                patient_id=str(patient),
+            ),
+            "ITI-41",
+        )
+
+        def within(conn: Connection) -> None:
+            node.imaging.add(record, new, conn=conn)
+            node.imaging.set_manifest(study_uid, kos_uid, de_id, conn=conn)
+            node.audit.append([audit], conn=conn)
+
+        request = ProvideAndRegisterRequest(submission=sub, documents=((de_id, kos_content),))
+        with before_commit(within):
+            iti41.provide_and_register(request, node.repository_context())
+    except BaseException:
+        node.documents.discard(staged)
+        raise
+    node.documents.publish(staged)
+    return Ingested(
+        study_uid=study_uid,
+        added=len(new),
+        instances=len(instances),
+        manifest_unique_id=kos_uid,
+        replaced=earlier.manifest_unique_id if earlier else "",
+        bsn_bucket=str(identity.bucket),
+    )
+
+
+def bsn_report(node: Node, *, since: datetime | None = None, by_sender: bool = False) -> dict[str, dict[str, int]]:
+    """Studies per BSN bucket (per sender with ``by_sender``, else under ``"all"``), received since ``since``."""
+    counts: dict[str, Counter[str]] = {}
+    for study in node.imaging.studies(since=since):
+        key = study.sender if by_sender else "all"
+        counts.setdefault(key, Counter())[study.bsn_bucket or "missing"] += 1
+    return {k: dict(sorted(c.items())) for k, c in sorted(counts.items())}
+
+
+__all__ = ["LOCAL_SENDER", "Ingested", "bsn_report", "ingest"]
