@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from xds.node import Node
+from xds.web.imaging import imaging_actor
 from xds.web.recipient import recipient_actor
 from xds.web.registry import registry_actor
 from xds.web.repository import repository_actor
@@ -36,6 +37,7 @@ def create_app(node: Node) -> Starlette:
     registry = registry_actor(node)
     repository = repository_actor(node)
     recipient = recipient_actor(node)
+    imaging = imaging_actor(node)
     plugins = plugin_actors(node)
     extra = [Route(path, actor.handle, methods=["GET", "POST"]) for path, actor in plugins]
 
@@ -55,6 +57,7 @@ def create_app(node: Node) -> Starlette:
             Route("/xds/registry", registry.handle, methods=["GET", "POST"]),
             Route("/xds/repository", repository.handle, methods=["GET", "POST"]),
             Route("/xdr/recipient", recipient.handle, methods=["GET", "POST"]),
+            Route("/xds/imaging", imaging.handle, methods=["GET", "POST"]),
             *extra,
             Route("/health", health, methods=["GET"]),
         ],

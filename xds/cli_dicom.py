@@ -79,8 +79,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         for d in done:
             again = f", replaces {d.replaced}" if d.replaced else ""
-            counts = f"{d.added} new of {d.instances} instance(s)"
-            print(f"study {d.study_uid}: {counts}, manifest {d.manifest_unique_id}{again} (BSN: {d.bsn_bucket})")
+            added = f"{d.added} new of {d.instances} instance(s)"
+            print(f"study {d.study_uid}: {added}, manifest {d.manifest_unique_id}{again} (BSN: {d.bsn_bucket})")
         for reason in skipped:
             print(f"skipped {reason}", file=sys.stderr)
         return 0

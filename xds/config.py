@@ -261,7 +261,7 @@ def _smtp(table: Any) -> Mapping[str, Any]:
     return dict(table)
 
 
-XUA_ACTORS = ("registry", "repository", "recipient", "responding", "initiating")
+XUA_ACTORS = ("registry", "repository", "recipient", "imaging", "responding", "initiating")
 
 
 def _tls(table: Any) -> dict[str, Any]:

@@ -48,6 +48,8 @@ class ErrorCode(StrEnum):
     REGISTRY_OUT_OF_RESOURCES = "XDSRegistryOutOfResources"
     REGISTRY_NOT_AVAILABLE = "XDSRegistryNotAvailable"
     REPOSITORY_ERROR = "XDSRepositoryError"
+    XDSI_REQUEST_ERROR = "XDSIRequestError"
+    """RAD TF-3 §4.69: a RAD-69/RAD-75 request that is malformed (a missing Study or Series Instance UID)."""
     REPOSITORY_BUSY = "XDSRepositoryBusy"
     REPOSITORY_OUT_OF_RESOURCES = "XDSRepositoryOutOfResources"
     UNKNOWN_PATIENT_ID = "XDSUnknownPatientId"
@@ -121,6 +123,12 @@ class MetadataError(XDSError):
 
 class RepositoryMetadataError(XDSError):
     error_code = ErrorCode.REPOSITORY_METADATA_ERROR
+
+
+class ImagingRequestError(XDSError):
+    """A malformed RAD-69 / RAD-75 request (XDSIRequestError)."""
+
+    error_code = ErrorCode.XDSI_REQUEST_ERROR
 
 
 class RepositoryError(XDSError):

@@ -140,6 +140,12 @@ ACTION_CROSS_GATEWAY_QUERY: Final = "urn:ihe:iti:2007:CrossGatewayQuery"
 ACTION_CROSS_GATEWAY_QUERY_RESPONSE: Final = "urn:ihe:iti:2007:CrossGatewayQueryResponse"
 ACTION_CROSS_GATEWAY_RETRIEVE: Final = "urn:ihe:iti:2007:CrossGatewayRetrieve"
 ACTION_CROSS_GATEWAY_RETRIEVE_RESPONSE: Final = "urn:ihe:iti:2007:CrossGatewayRetrieveResponse"
+ACTION_RETRIEVE_IMAGING: Final = "urn:ihe:rad:2009:RetrieveImagingDocumentSet"
+"""RAD-69 Retrieve Imaging Document Set; its answer has ITI-43's response action."""
+ACTION_CROSS_GATEWAY_RETRIEVE_IMAGING: Final = "urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSet"
+ACTION_CROSS_GATEWAY_RETRIEVE_IMAGING_RESPONSE: Final = (
+    "urn:ihe:rad:2011:CrossGatewayRetrieveImagingDocumentSetResponse"
+)
 ACTION_CROSS_GATEWAY_DOCUMENT_PROVIDE: Final = "urn:ihe:iti:2015:CrossGatewayDocumentProvide"
 """ITI-80 Cross-Gateway Document Provide (XCDR)."""
 ACTION_CROSS_GATEWAY_DOCUMENT_PROVIDE_RESPONSE: Final = "urn:ihe:iti:2015:CrossGatewayDocumentProvideResponse"

@@ -84,6 +84,8 @@ ITI_42: Final = Code("ITI-42", "IHE Transactions", "Register Document Set-b")
 ITI_43: Final = Code("ITI-43", "IHE Transactions", "Retrieve Document Set")
 CONSENT_DECISION: Final = Code("consent-decision", "urn:xds-node:audit", "Consent decision")
 ITI_32: Final = Code("ITI-32", "IHE Transactions", "Distribute Document Set on Media")
+RAD_69: Final = Code("RAD-69", "IHE Transactions", "Retrieve Imaging Document Set")
+RAD_75: Final = Code("RAD-75", "IHE Transactions", "Cross Gateway Retrieve Imaging Document Set")
 ITI_80: Final = Code("ITI-80", "IHE Transactions", "Cross-Gateway Document Provide")
 INBOX_ACCEPT: Final = Code("inbox-accept", "urn:xds-node:audit", "Delivery imported from a mailbox")
 INBOX_REJECT: Final = Code("inbox-reject", "urn:xds-node:audit", "Delivery rejected")
@@ -450,6 +452,35 @@ def retrieve_document_set(
     are the patients of the documents, when known.
     """
     return _export(ITI_43, node, requester, time, outcome, documents, patient_ids, reply_to)
+
+
+def retrieve_imaging_document_set(
+    *,
+    node: AuditNode,
+    requester: Requester,
+    time: datetime,
+    outcome: int,
+    documents: Sequence[DocumentRef],
+    patient_ids: Sequence[str] = (),
+    reply_to: str = ANONYMOUS,
+) -> AuditMessage:
+    """RAD-69 Retrieve Imaging Document Set, as the Imaging Document Source records it (RAD TF-3 §4.69.4.1.4):
+    an export, like ITI-43, the documents being DICOM instances."""
+    return _export(RAD_69, node, requester, time, outcome, documents, patient_ids, reply_to)
+
+
+def cross_gateway_retrieve_imaging_document_set(
+    *,
+    node: AuditNode,
+    requester: Requester,
+    time: datetime,
+    outcome: int,
+    documents: Sequence[DocumentRef],
+    patient_ids: Sequence[str] = (),
+    reply_to: str = ANONYMOUS,
+) -> AuditMessage:
+    """RAD-75 Cross Gateway Retrieve Imaging Document Set, as the Responding Gateway records it."""
+    return _export(RAD_75, node, requester, time, outcome, documents, patient_ids, reply_to)
 
 
 def cross_gateway_retrieve(

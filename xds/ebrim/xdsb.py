@@ -205,6 +205,18 @@ def _document_request(elem: etree._Element, n: int) -> DocumentRequest:
     )
 
 
+def retrieve_document_request(elem: etree._Element, n: int) -> DocumentRequest:
+    """One ``xdsb:DocumentRequest`` (the n-th of its message), for messages that nest them (RAD-69)."""
+    return _document_request(elem, n)
+
+
+def render_document_request(d: DocumentRequest) -> etree._Element:
+    """One ``xdsb:DocumentRequest`` element."""
+    request = etree.Element(_DOCUMENT_REQUEST, nsmap={"xdsb": XDSB})
+    _identifiers(request, d.home_community_id, d.repository_unique_id, d.document_unique_id)
+    return request
+
+
 def render_retrieve_request(req: RetrieveRequest) -> bytes:
     """Render an ITI-43 request body (document consumers, the initiating gateway)."""
     root = etree.Element(RETRIEVE_REQUEST, nsmap={"xdsb": XDSB})
@@ -302,9 +314,11 @@ __all__ = [
     "ProvideAndRegisterMessage",
     "inline_bytes",
     "provide_and_register_request",
+    "render_document_request",
     "render_provide_and_register_inline",
     "render_provide_and_register_request",
     "render_retrieve_request",
+    "retrieve_document_request",
     "retrieve_failure",
     "retrieve_request",
     "retrieve_response",

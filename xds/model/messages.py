@@ -130,6 +130,23 @@ class RetrieveRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ImagingDocumentRequest:
+    """One DICOM instance asked for by RAD-69 / RAD-75: its study, series and ``DocumentRequest``."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    document: DocumentRequest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImagingRetrieveRequest:
+    """``xdsiB:RetrieveImagingDocumentSetRequest`` (RAD-69, RAD-75)."""
+
+    documents: tuple[ImagingDocumentRequest, ...]
+    transfer_syntaxes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RetrievedDocument:
     """One ``xdsb:DocumentResponse``: identifiers, mimeType and the stored content it streams from."""
 
@@ -154,6 +171,8 @@ __all__ = [
     "OBJECT_REF",
     "DocumentContent",
     "DocumentRequest",
+    "ImagingDocumentRequest",
+    "ImagingRetrieveRequest",
     "ProvideAndRegisterRequest",
     "QueryParameter",
     "QueryResponse",

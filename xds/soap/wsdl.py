@@ -79,4 +79,14 @@ def recipient_wsdl(address: str) -> bytes:
     return render_wsdl("DocumentRecipient.wsdl", address)
 
 
-__all__ = ["recipient_wsdl", "registry_wsdl", "render_wsdl", "repository_wsdl"]
+def imaging_wsdl(address: str) -> bytes:
+    """The XDS-I.b Imaging Document Source WSDL: RAD-69 Retrieve Imaging Document Set.
+
+    References
+    ----------
+    IHE RAD TF-3 §4.69; ITI TF-2 Appendix V.4.
+    """
+    return render_wsdl("ImagingDocumentSource.wsdl", address)
+
+
+__all__ = ["imaging_wsdl", "recipient_wsdl", "registry_wsdl", "render_wsdl", "repository_wsdl"]

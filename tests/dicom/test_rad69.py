@@ -1,0 +1,152 @@
+"""RAD-69 Retrieve Imaging Document Set at /xds/imaging: instances byte for byte, each refusal with its code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from starlette.testclient import TestClient
+
+from tests.dicom.test_ingest import PATIENT, study
+from tests.support import Answer, post
+from xds import vocabulary as v
+from xds.app import create_app
+from xds.consent.local import DENY, EVERYONE, Directive
+from xds.ebrim import xdsi
+from xds.imaging import ingest
+from xds.model.messages import DocumentRequest, ImagingDocumentRequest, ImagingRetrieveRequest
+from xds.node import Node
+
+IMAGING = "/xds/imaging"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+
+
+@pytest.fixture
+def stored(node: Node, tmp_path: Path) -> tuple[Node, list[pydicom.Dataset], list[Path]]:
+    node.store.add_patient(str(PATIENT))
+    paths = study(tmp_path / "s", 3)
+    ingest(node, [tmp_path / "s"], patient=str(PATIENT))
+    return node, [pydicom.dcmread(p) for p in paths], paths
+
+
+@pytest.fixture
+def client(stored: tuple[Node, list[pydicom.Dataset], list[Path]]) -> Iterator[TestClient]:
+    with TestClient(create_app(stored[0])) as c:
+        yield c
+
+
+def ask(
+    client: TestClient,
+    node: Node,
+    datasets: list[pydicom.Dataset],
+    *,
+    syntaxes: tuple[str, ...] = (EXPLICIT_LE, "1.2.840.10008.1.2"),
+    sop: str = "",
+    series: str = "",
+    repository: str = "",
+) -> Answer:
+    requests = tuple(
+        ImagingDocumentRequest(
+            study_instance_uid=str(ds.StudyInstanceUID),
+            series_instance_uid=series or str(ds.SeriesInstanceUID),
+            document=DocumentRequest(
+                repository_unique_id=repository or node.imaging_source_id,
+                document_unique_id=sop or str(ds.SOPInstanceUID),
+            ),
+        )
+        for ds in datasets
+    )
+    body = xdsi.render_imaging_retrieve_request(ImagingRetrieveRequest(documents=requests, transfer_syntaxes=syntaxes))
+    return post(client, v.ACTION_RETRIEVE_IMAGING, body, IMAGING)
+
+
+def test_every_instance_comes_back_byte_for_byte(client: TestClient, stored: tuple[Node, list, list]) -> None:  # type: ignore[type-arg]
+    node, datasets, paths = stored
+    answer = ask(client, node, datasets)
+    assert answer.status == v.RESPONSE_SUCCESS and answer.is_mtom
+    assert sorted(answer.attachments.values()) == sorted(p.read_bytes() for p in paths)
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"sop": "1.2.3.999"}, "XDSDocumentUniqueIdError"),
+        ({"series": "1.2.3.4"}, "XDSDocumentUniqueIdError"),
+        ({"repository": "1.2.3.999"}, "XDSUnknownRepositoryId"),
+        ({"syntaxes": ("1.2.840.10008.1.2.4.50",)}, "XDSRepositoryError"),
+        ({"syntaxes": ()}, "XDSRepositoryError"),
+    ],
+    ids=["unknown-instance", "wrong-series", "unknown-repository", "syntax-not-stored", "no-syntax"],
+)
+def test_refusals(client: TestClient, stored: tuple[Node, list, list], change: dict[str, object], code: str) -> None:  # type: ignore[type-arg]
+    node, datasets, _ = stored
+    answer = ask(client, node, datasets[:1], **change)  # type: ignore[arg-type]
+    assert answer.status == v.RESPONSE_FAILURE and answer.error_codes == [code]
+    assert answer.attachments == {}
+
+
+def test_some_missing_is_partial_success(client: TestClient, stored: tuple[Node, list, list]) -> None:  # type: ignore[type-arg]
+    node, datasets, _ = stored
+    good = ask(client, node, datasets[:1])
+    assert good.status == v.RESPONSE_SUCCESS
+    body = xdsi.render_imaging_retrieve_request(
+        ImagingRetrieveRequest(
+            documents=(
+                ImagingDocumentRequest(
+                    study_instance_uid=str(datasets[0].StudyInstanceUID),
+                    series_instance_uid=str(datasets[0].SeriesInstanceUID),
+                    document=DocumentRequest(
+                        repository_unique_id=node.imaging_source_id, document_unique_id=str(datasets[0].SOPInstanceUID)
+                    ),
+                ),
+                ImagingDocumentRequest(
+                    study_instance_uid=str(datasets[0].StudyInstanceUID),
+                    series_instance_uid=str(datasets[0].SeriesInstanceUID),
+                    document=DocumentRequest(
+                        repository_unique_id=node.imaging_source_id, document_unique_id="1.2.3.999"
+                    ),
+                ),
+            ),
+            transfer_syntaxes=(EXPLICIT_LE, "1.2.840.10008.1.2"),
+        )
+    )
+    answer = post(client, v.ACTION_RETRIEVE_IMAGING, body, IMAGING)
+    assert answer.status == v.RESPONSE_PARTIAL_SUCCESS and answer.error_codes == ["XDSDocumentUniqueIdError"]
+    assert len(answer.attachments) == 1
+
+
+def test_empty_study_uid_is_an_xdsi_request_error(client: TestClient, stored: tuple[Node, list, list]) -> None:  # type: ignore[type-arg]
+    node, datasets, _ = stored
+    body = xdsi.render_imaging_retrieve_request(
+        ImagingRetrieveRequest(
+            documents=(
+                ImagingDocumentRequest(
+                    study_instance_uid="",
+                    series_instance_uid=str(datasets[0].SeriesInstanceUID),
+                    document=DocumentRequest(
+                        repository_unique_id=node.imaging_source_id, document_unique_id=str(datasets[0].SOPInstanceUID)
+                    ),
+                ),
+            ),
+            transfer_syntaxes=(EXPLICIT_LE,),
+        )
+    )
+    answer = post(client, v.ACTION_RETRIEVE_IMAGING, body, IMAGING)
+    assert answer.status == v.RESPONSE_FAILURE and answer.error_codes == ["XDSIRequestError"]
+
+
+def test_a_denied_patient_is_answered_like_an_unknown_instance(
+    client: TestClient,
+    stored: tuple[Node, list, list],  # type: ignore[type-arg]
+) -> None:
+    node, datasets, _ = stored
+    node.consents.add(Directive(patient_id=str(PATIENT), decision=DENY, who=EVERYONE))
+    answer = ask(client, node, datasets[:1])
+    assert answer.status == v.RESPONSE_FAILURE and answer.error_codes == ["XDSDocumentUniqueIdError"]
+
+
+def test_wsdl(client: TestClient) -> None:
+    wsdl = client.get(f"{IMAGING}?wsdl")
+    assert wsdl.status_code == 200 and b"ImagingDocumentSource_RetrieveImagingDocumentSet" in wsdl.content
