@@ -1,4 +1,4 @@
-"""The Responding Gateway actor at ``/xca/responding``: ITI-38, ITI-39 and ITI-80 for other communities.
+"""The Responding Gateway actor at ``/xca/responding``: ITI-38, ITI-39, RAD-75 and ITI-80 for other communities.
 
 It answers from this node's own registry and repository (:mod:`xca.iti38`, :mod:`xca.iti39`), and takes
 ITI-80 Cross-Gateway Document Provide pushes into this node's mailboxes like the Document Recipient does
@@ -13,7 +13,9 @@ from xca.iti38 import RespondingContext
 from xca.iti39 import RetrieveGatewayContext
 from xds import vocabulary as v
 from xds.audit import transactions as tx
-from xds.ebrim import messages, xdsb
+from xds.dicom import rad69
+from xds.ebrim import messages, xdsb, xdsi
+from xds.errors import MissingHomeCommunityId, UnknownCommunity
 from xds.model.messages import RegistryResponse
 from xds.node import Node
 from xds.recipient import iti41 as recipient
@@ -22,11 +24,22 @@ from xds.registry.transactions import Transaction
 from xds.security.xua import XuaError, xua_fault
 from xds.soap.wsdl import render_wsdl
 from xds.web import audits
+from xds.web.imaging import imaging_context
 from xds.web.recipient import sender_of
 from xds.web.repository import provide_request, retrieve_parts
 from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest, node_actor
 
 PATH = "/xca/responding"
+
+RAD75 = Transaction(
+    id="RAD-75",
+    title="Cross Gateway Retrieve Imaging Document Set",
+    action=v.ACTION_CROSS_GATEWAY_RETRIEVE_IMAGING,
+    response_action=v.ACTION_CROSS_GATEWAY_RETRIEVE_IMAGING_RESPONSE,
+    mtom=False,
+    is_query=False,
+    mtom_response=True,
+)
 
 ITI80 = Transaction(
     id="ITI-80",
@@ -62,6 +75,21 @@ def responding_actor(node: Node) -> SoapActor:
         return retrieve_parts(answer, node.documents)
 
     provide_ctx = node.recipient_context()
+    imaging_ctx = imaging_context(node)
+
+    def retrieve_imaging(req: SoapRequest) -> MtomReply:
+        request = xdsi.imaging_retrieve_request(req.body)
+        for d in request.documents:  # RAD-75 names the community of each instance (as ITI-39 does)
+            home = d.document.home_community_id
+            if not home:
+                raise MissingHomeCommunityId(
+                    f"DocumentRequest {d.document.document_unique_id} has no HomeCommunityId",
+                    location=d.document.document_unique_id,
+                )
+            if home != node.home_community_id:
+                raise UnknownCommunity(f"homeCommunityId {home} is not this community", location=home)
+        answer = rad69.retrieve_imaging(request, imaging_ctx, req.requester, home_community_id=node.home_community_id)
+        return retrieve_parts(answer, node.documents)
 
     recipient_requires_xua = "recipient" in node.settings.xua_required
 
@@ -84,6 +112,12 @@ def responding_actor(node: Node) -> SoapActor:
                 iti39.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(node, tx.cross_gateway_retrieve)
             ),
             Operation(
+                RAD75,
+                retrieve_imaging,
+                xdsb.retrieve_failure,
+                audits.retrieve(node, tx.cross_gateway_retrieve_imaging_document_set),
+            ),
+            Operation(
                 ITI80,
                 provide,
                 messages.registry_failure,
@@ -96,4 +130,4 @@ def responding_actor(node: Node) -> SoapActor:
     )
 
 
-__all__ = ["ITI80", "PATH", "responding_actor", "responding_wsdl"]
+__all__ = ["ITI80", "PATH", "RAD75", "responding_actor", "responding_wsdl"]

@@ -150,3 +150,34 @@ def test_a_denied_patient_is_answered_like_an_unknown_instance(
 def test_wsdl(client: TestClient) -> None:
     wsdl = client.get(f"{IMAGING}?wsdl")
     assert wsdl.status_code == 200 and b"ImagingDocumentSource_RetrieveImagingDocumentSet" in wsdl.content
+
+
+def rad75(client: TestClient, node: Node, ds: pydicom.Dataset, home: str) -> Answer:
+    request = ImagingDocumentRequest(
+        study_instance_uid=str(ds.StudyInstanceUID),
+        series_instance_uid=str(ds.SeriesInstanceUID),
+        document=DocumentRequest(
+            repository_unique_id=node.imaging_source_id,
+            document_unique_id=str(ds.SOPInstanceUID),
+            home_community_id=home,
+        ),
+    )
+    body = xdsi.render_imaging_retrieve_request(
+        ImagingRetrieveRequest(documents=(request,), transfer_syntaxes=(EXPLICIT_LE,))
+    )
+    return post(client, v.ACTION_CROSS_GATEWAY_RETRIEVE_IMAGING, body, "/xca/responding")
+
+
+def test_rad75_at_the_responding_gateway(client: TestClient, stored: tuple[Node, list, list]) -> None:  # type: ignore[type-arg]
+    node, datasets, paths = stored
+    answer = rad75(client, node, datasets[0], node.home_community_id)
+    assert answer.status == v.RESPONSE_SUCCESS
+    assert list(answer.attachments.values()) == [paths[0].read_bytes()]
+    homes = [e.text for e in answer.body.iter("{urn:ihe:iti:xds-b:2007}HomeCommunityId")]
+    assert homes == [node.home_community_id]
+    missing = rad75(client, node, datasets[0], "")
+    assert missing.status == v.RESPONSE_FAILURE and missing.error_codes == ["XDSMissingHomeCommunityId"]
+    foreign = rad75(client, node, datasets[0], "urn:oid:1.2.3.4.999")
+    assert foreign.status == v.RESPONSE_FAILURE and foreign.error_codes == ["XDSUnknownCommunity"]
+    events = [r.event for r in node.audit.listing()]
+    assert events.count("RAD-75") == 3

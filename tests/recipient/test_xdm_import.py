@@ -56,6 +56,6 @@ def test_a_subset_refused_by_the_recipient_refuses_the_whole_package(node: Node,
     bad = (dataclasses.replace(sub, document_entries=(de,)), {de.id: docs[sub.document_entries[0].id]})
     package = tmp_path / "bad.zip"
     write_package(package, [good, bad])
-    with pytest.raises(XdmError, match="SUBSET02: .*longer than 128"):
+    with pytest.raises(XdmError, match=r"SUBSET02: .*longer than 128"):
         import_xdm(node, package, transport=TRANSPORT_XDM, sender="test")
     assert node.inbox.listing(status="all") == [] and published(node) == []

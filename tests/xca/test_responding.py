@@ -153,6 +153,7 @@ def test_wsdl(rg: TestClient) -> None:
         "RespondingGateway_CrossGatewayQuery",
         "RespondingGateway_CrossGatewayRetrieve",
         "RespondingGateway_CrossGatewayDocumentProvide",
+        "RespondingGateway_CrossGatewayRetrieveImagingDocumentSet",
     }
     address = root.find(".//{http://schemas.xmlsoap.org/wsdl/soap12/}address")
     assert address is not None and address.get("location") == f"http://testserver{RG}"
