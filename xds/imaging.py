@@ -29,14 +29,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from io import BytesIO
 from pathlib import Path
 
+import pydicom
+from pydicom.dataset import Dataset
 from sqlalchemy import Connection
 
 from xds.audit import transactions as audits
 from xds.audit.message import OUTCOME_SUCCESS
 from xds.consent.model import Requester
-from xds.dicom.identity import classify
+from xds.dicom.identity import BSN_OID, LocalId, classify, rewrite_bsn_only, rewrite_inbound, rewrite_outbound
 from xds.dicom.ingest import ImagingDefaults, Scanned, manifest_submission, scan, study_manifest
 from xds.dicom.kos import build_manifest, manifest_bytes
 from xds.dicom.records import InstanceRecord, StudyRecord
@@ -78,8 +81,14 @@ def ingest(
     progress: Callable[[int, int], None] | None = None,
     defaults: ImagingDefaults | None = None,
     sender: str = LOCAL_SENDER,
+    inbound_bsn: str = "",
 ) -> tuple[list[Ingested], list[str]]:
     """Ingest the DICOM files under ``paths`` for the local ``patient``; the studies done and the files skipped.
+
+    The instances are stored ready to leave the node (:func:`outbound_identity`): the patient's verified BSN
+    as Patient ID and the hospital id as an Other Patient ID, or, with no verified BSN, the hospital id (never
+    an invented BSN; the study records that fact). ``inbound_bsn``: a received study matched to ``patient`` by
+    that BSN is filed under the local id with the BSN kept (:func:`xds.dicom.identity.rewrite_inbound`).
 
     Raises ValueError (an unknown or malformed patient, no DICOM file, a conflicting instance) or the registry's
     :class:`~xds.errors.XDSError` when it refuses a manifest (that study is then not stored at all).
@@ -96,18 +105,61 @@ def ingest(
     studies: dict[str, list[Scanned]] = {}
     for s in scanned:
         studies.setdefault(s.record.study_uid, []).append(s)
+    rewrite, sent_as = (
+        (_inbound(cx, inbound_bsn), "filed under the local id, BSN kept")
+        if inbound_bsn
+        else outbound_identity(node, cx)
+    )
     done: list[Ingested] = []
     total, count = len(scanned), 0
     for study_uid, members in studies.items():
-        done.append(_ingest_study(node, study_uid, members, cx, defaults or ImagingDefaults(), sender))
+        done.append(
+            _ingest_study(node, study_uid, members, cx, defaults or ImagingDefaults(), sender, rewrite, sent_as)
+        )
         count += len(members)
         if progress is not None:
             progress(count, total)
     return done, skipped
 
 
+def outbound_identity(node: Node, patient: CX) -> tuple[Callable[[Dataset], object], str]:
+    """How instances of ``patient`` are written to leave the node, and what that is in words."""
+    if patient.assigning_authority.universal_id == BSN_OID:
+        bsn = patient.id_number
+        return (lambda ds: rewrite_bsn_only(ds, bsn=bsn)), "BSN as Patient ID"
+    local = LocalId(id=patient.id_number, oid=patient.assigning_authority.universal_id)
+    bsn = node.bsn_of(str(patient))
+    if bsn:
+        return (lambda ds: rewrite_outbound(ds, bsn=bsn, local=local)), "BSN as Patient ID, hospital id kept"
+    return (lambda ds: rewrite_outbound(ds, bsn=None, local=local)), "hospital id only: no verified BSN"
+
+
+def _inbound(patient: CX, bsn: str) -> Callable[[Dataset], object]:
+    if patient.assigning_authority.universal_id == BSN_OID:
+        return lambda ds: rewrite_bsn_only(ds, bsn=bsn)
+    local = LocalId(id=patient.id_number, oid=patient.assigning_authority.universal_id)
+    return lambda ds: rewrite_inbound(ds, local=local, bsn=bsn)
+
+
+def _rewritten(path: Path, rewrite: Callable[[Dataset], object]) -> bytes:
+    """The instance at ``path`` with its patient identity rewritten (read whole: the identity sits before the
+    pixel data, and pydicom writes a file as one dataset)."""
+    ds = pydicom.dcmread(path)
+    rewrite(ds)
+    out = BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
 def _ingest_study(
-    node: Node, study_uid: str, members: list[Scanned], patient: CX, defaults: ImagingDefaults, sender: str
+    node: Node,
+    study_uid: str,
+    members: list[Scanned],
+    patient: CX,
+    defaults: ImagingDefaults,
+    sender: str,
+    rewrite: Callable[[Dataset], object],
+    sent_as: str,
 ) -> Ingested:
     earlier = node.imaging.study(study_uid)
     if earlier is not None and earlier.patient_id != str(patient):
@@ -117,7 +169,7 @@ def _ingest_study(
     new: list[InstanceRecord] = []
     try:
         for s in members:
-            content = node.documents.stage_bytes(_chunks(s.path))
+            content = node.documents.stage_bytes([_rewritten(s.path, rewrite)])
             old = known.get(s.record.sop_instance_uid)
             if old is not None:
                 node.documents.discard([content])
@@ -158,7 +210,7 @@ def _ingest_study(
             accession=accession,
             sender=sender,
             bsn_bucket=str(identity.bucket),
-            bsn_detail=identity.detail,
+            bsn_detail=f"{identity.detail}; stored and sent with {sent_as}",
         )
         kos_content = node.documents.stage_bytes([manifest_bytes(kos)])
         audit = spool_record(

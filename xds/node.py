@@ -205,6 +205,11 @@ class Node:
         self._closers.append(policy)
         return policy
 
+    def bsn_of(self, patient_id: str) -> str:
+        """The verified BSN of a local patient: its own id when it is in the BSN domain, else a BSN alias
+        recorded with ``xds patient alias add`` (recorded after the BSN was verified); ``""`` when none."""
+        return self._bsn(patient_id)
+
     def _bsn(self, patient_id: str) -> str:
         """The BSN of a patient id: its own id when it is in the BSN domain, else a BSN alias."""
         for candidate in (patient_id, *self.store.aliases(patient_id)):

@@ -12,6 +12,7 @@ from pydicom.uid import generate_uid
 from xds import samples
 from xds import vocabulary as v
 from xds.dicom.kos import KOS_SOP_CLASS, missing_attributes, read_manifest
+from xds.dicom.records import StudyRecord
 from xds.imaging import bsn_report, ingest
 from xds.model.messages import QueryParameter, StoredQueryRequest
 from xds.node import Node
@@ -71,15 +72,40 @@ def test_one_manifest_per_study_with_every_instance(fed: Node, tmp_path: Path) -
     [series] = manifest.series
     assert {i.sop_instance_uid for i in series.instances} == {str(pydicom.dcmread(p).SOPInstanceUID) for p in paths}
     assert series.retrieve_location_uid == fed.imaging_source_id
-    stored = fed.imaging.study_instances(manifest.study_instance_uid)
-    assert all(
-        fed.documents.path(i.sha256).read_bytes() == Path(p).read_bytes()
-        for i, p in zip(
-            sorted(stored, key=lambda i: i.sop_instance_uid),
-            sorted(paths, key=lambda p: str(pydicom.dcmread(p).SOPInstanceUID)),
-            strict=True,
-        )
-    )
+    originals = {str(pydicom.dcmread(p).SOPInstanceUID): pydicom.dcmread(p) for p in paths}
+    for instance in fed.imaging.study_instances(manifest.study_instance_uid):
+        ds = pydicom.dcmread(fed.documents.path(instance.sha256))
+        original = originals[instance.sop_instance_uid]
+        assert ds.PixelData == original.PixelData
+        # no verified BSN: the hospital id with its OID, the sender's earlier id kept, no BSN invented
+        assert ds.PatientID == PATIENT.id_number
+        assert ds.IssuerOfPatientIDQualifiersSequence[0].UniversalEntityID == PATIENT.assigning_authority.universal_id
+        earlier = [item.PatientID for item in original.get("OtherPatientIDsSequence", [])]
+        assert [item.PatientID for item in ds.OtherPatientIDsSequence] == [*earlier, original.PatientID]
+    assert "hospital id only: no verified BSN" in (fed.imaging.study(manifest.study_instance_uid) or _no()).bsn_detail
+
+
+def _no() -> StudyRecord:
+    raise AssertionError("no study")
+
+
+def test_a_verified_bsn_goes_into_patient_id(fed: Node, tmp_path: Path) -> None:
+    assert fed.store.add_alias(str(PATIENT), "999999990^^^&2.16.840.1.113883.2.4.6.3&ISO")
+    study(tmp_path / "s", 1)
+    [done], _ = ingest(fed, [tmp_path / "s"], patient=str(PATIENT))
+    [instance] = fed.imaging.study_instances(done.study_uid)
+    ds = pydicom.dcmread(fed.documents.path(instance.sha256))
+    assert ds.PatientID == "999999990" and ds.IssuerOfPatientID == "NLMINBIZA"
+    assert ds.IssuerOfPatientIDQualifiersSequence[0].UniversalEntityID == "2.16.840.1.113883.2.4.6.3"
+    ids = {
+        (item.PatientID, item.IssuerOfPatientIDQualifiersSequence[0].UniversalEntityID)
+        for item in ds.OtherPatientIDsSequence
+        if "IssuerOfPatientIDQualifiersSequence" in item
+    }
+    assert (PATIENT.id_number, PATIENT.assigning_authority.universal_id) in ids and (
+        "999999990",
+        "2.16.840.1.113883.2.4.6.3",
+    ) in ids
 
 
 def test_more_instances_later_replace_the_manifest(fed: Node, tmp_path: Path) -> None:

@@ -63,10 +63,11 @@ def ask(
 
 
 def test_every_instance_comes_back_byte_for_byte(client: TestClient, stored: tuple[Node, list, list]) -> None:  # type: ignore[type-arg]
-    node, datasets, paths = stored
+    node, datasets, _ = stored
     answer = ask(client, node, datasets)
     assert answer.status == v.RESPONSE_SUCCESS and answer.is_mtom
-    assert sorted(answer.attachments.values()) == sorted(p.read_bytes() for p in paths)
+    held = node.imaging.study_instances(str(datasets[0].StudyInstanceUID))
+    assert sorted(answer.attachments.values()) == sorted(node.documents.path(i.sha256).read_bytes() for i in held)
 
 
 @pytest.mark.parametrize(
@@ -169,10 +170,11 @@ def rad75(client: TestClient, node: Node, ds: pydicom.Dataset, home: str) -> Ans
 
 
 def test_rad75_at_the_responding_gateway(client: TestClient, stored: tuple[Node, list, list]) -> None:  # type: ignore[type-arg]
-    node, datasets, paths = stored
+    node, datasets, _ = stored
     answer = rad75(client, node, datasets[0], node.home_community_id)
     assert answer.status == v.RESPONSE_SUCCESS
-    assert list(answer.attachments.values()) == [paths[0].read_bytes()]
+    [instance] = node.imaging.instances([str(datasets[0].SOPInstanceUID)]).values()
+    assert list(answer.attachments.values()) == [node.documents.path(instance.sha256).read_bytes()]
     homes = [e.text for e in answer.body.iter("{urn:ihe:iti:xds-b:2007}HomeCommunityId")]
     assert homes == [node.home_community_id]
     missing = rad75(client, node, datasets[0], "")

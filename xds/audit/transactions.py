@@ -638,15 +638,19 @@ def outbound_retrieve(
     outcome: int,
     documents: Sequence[DocumentRef],
     source: str,
+    transaction: Code = ITI_39,
 ) -> AuditMessage:
     """ITI-39 as the Initiating Gateway records it (ITI TF-2 §3.39.6): Import; the Responding Gateway at
-    ``source`` the Source, this node the Destination and requestor, the consumer's user as Human Requestor."""
+    ``source`` the Source, this node the Destination and requestor, the consumer's user as Human Requestor.
+
+    ``transaction`` is :data:`RAD_75` for a Cross Gateway Retrieve Imaging Document Set (XCA-I), recorded
+    the same way with its own EventTypeCode (RAD TF-3 §4.75.4.1.4)."""
     return AuditMessage(
         event_id=EVENT_IMPORT,
         action="C",
         outcome=outcome,
         time=time,
-        type_codes=(ITI_39,),
+        type_codes=(transaction,),
         purpose_of_use=_purpose(requester),
         participants=(
             _peer(source, ROLE_SOURCE, requestor=False),
@@ -699,6 +703,8 @@ __all__ = [
     "ITI_43",
     "LOGIN",
     "PATIENT_NUMBER",
+    "RAD_69",
+    "RAD_75",
     "REPORT_NUMBER",
     "ROLE_DESTINATION",
     "ROLE_SOURCE",

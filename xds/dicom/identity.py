@@ -342,6 +342,13 @@ def rewrite_outbound(ds: Dataset, *, bsn: str | None, local: LocalId) -> bool:
     return True
 
 
+def rewrite_bsn_only(ds: Dataset, *, bsn: str) -> None:
+    """Prepare ``ds`` to leave the node for a patient whose only id here is the BSN (a BSN-based affinity
+    domain): Patient ID = BSN with the agreed issuer and qualifiers, one BSN item, no hospital item."""
+    theirs = _bsn_id(bsn)
+    _rewrite(ds, primary=theirs, items=(theirs,))
+
+
 def rewrite_inbound(ds: Dataset, *, local: LocalId, bsn: str) -> None:
     """File ``ds`` under the local patient it was matched to by ``bsn``.
 
@@ -419,6 +426,7 @@ __all__ = [
     "StudyIdentity",
     "bsn_candidates",
     "classify",
+    "rewrite_bsn_only",
     "rewrite_inbound",
     "rewrite_outbound",
 ]
