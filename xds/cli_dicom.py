@@ -1,4 +1,5 @@
-"""``xds dicom ingest DIR|FILE... --patient ID`` and ``xds dicom bsn-report``: DICOM studies as XDS-I.b manifests,
+"""``xds dicom ingest DIR|FILE... --patient ID``, ``xds dicom import DIR|FILE... --sender NAME`` and
+``xds dicom bsn-report``: DICOM studies as XDS-I.b manifests,
 and how well senders put the BSN into DICOM (the same database as the node started with ``--config``).
 
 Exit status: 0 done; 1 refused (no DICOM file, an unknown patient, a conflicting instance, the registry refused
@@ -31,6 +32,12 @@ def add_parsers(sub: Any, with_config: _WithConfig) -> None:
     ing.add_argument("--patient", required=True, metavar="LOCALID", help="the local patient id (CX)")
     ing.add_argument("--no-pr", action="store_true", help="leave presentation states out")
     ing.add_argument("--json", action="store_true", help="print JSON")
+    imp = with_config(
+        dsub.add_parser("import", help="file received studies under the patient their BSN names (else: inbox)")
+    )
+    imp.add_argument("paths", nargs="+", type=Path, metavar="DIR|FILE")
+    imp.add_argument("--sender", required=True, help="who sent them (the BSN report counts per sender)")
+    imp.add_argument("--mailbox", help="the mailbox for studies that wait (default: the default mailbox)")
     rep = with_config(dsub.add_parser("bsn-report", help="studies per BSN quality bucket"))
     rep.add_argument("--since", metavar="DATE", help="only studies received since (ISO 8601 date or time)")
     rep.add_argument("--by", choices=("sender",), help="one row per sender")
@@ -39,7 +46,7 @@ def add_parsers(sub: Any, with_config: _WithConfig) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run a ``dicom`` command."""
-    from xds.imaging import bsn_report, ingest
+    from xds.imaging import bsn_report, ingest, receive_studies
     from xds.node import Node
 
     node = Node.open(settings)
@@ -58,6 +65,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             for sender, counts in report.items():
                 row = " ".join(f"{counts.get(b, 0):>12}" for b in BUCKETS)
                 print(f"{sender:<24} {row} {sum(counts.values()):>8}")
+            return 0
+        if args.dicom_command == "import":
+            received = receive_studies(node, args.paths, sender=args.sender, mailbox=args.mailbox)
+            for d in received.filed:
+                print(f"filed study {d.study_uid}: {d.instances} instance(s), manifest {d.manifest_unique_id}")
+            for reference in received.waiting:
+                print(f"waiting {reference}: not filed (see xds inbox show {reference})")
+            for reason in received.skipped:
+                print(f"skipped {reason}", file=sys.stderr)
             return 0
         done, skipped = ingest(
             node, args.paths, patient=args.patient, include_presentation_states=not args.no_pr, progress=_progress

@@ -124,6 +124,20 @@ def _inbox(args: argparse.Namespace, node: Node) -> int:
         else:
             _print_detail(delivery)
         return 0
+    if delivery.transport == "dicom" and command in ("accept", "reconcile"):
+        from xds.imaging import accept_study
+
+        patient = getattr(args, "patient", None) or delivery.local_patient_id
+        if not patient:
+            raise ValueError(
+                f"delivery {delivery.reference} is a DICOM study waiting for its patient: xds inbox reconcile"
+                f" {delivery.reference} --patient LOCALID"
+            )
+        study = accept_study(node, args.reference, patient)
+        print(
+            f"{args.reference}: filed under {patient} as study {study.study_uid} (manifest {study.manifest_unique_id})"
+        )
+        return 0
     if command == "accept":
         done = node.accept_delivery(args.reference)
     elif command == "reconcile":

@@ -39,7 +39,7 @@ from sqlalchemy import Connection
 from xds.audit import transactions as audits
 from xds.audit.message import OUTCOME_SUCCESS
 from xds.consent.model import Requester
-from xds.dicom.identity import BSN_OID, LocalId, classify, rewrite_bsn_only, rewrite_inbound, rewrite_outbound
+from xds.dicom.identity import BSN_OID, Bucket, LocalId, classify, rewrite_bsn_only, rewrite_inbound, rewrite_outbound
 from xds.dicom.ingest import ImagingDefaults, Scanned, manifest_submission, scan, study_manifest
 from xds.dicom.kos import build_manifest, manifest_bytes
 from xds.dicom.records import InstanceRecord, StudyRecord
@@ -257,3 +257,139 @@ def bsn_report(node: Node, *, since: datetime | None = None, by_sender: bool = F
 
 
 __all__ = ["LOCAL_SENDER", "Ingested", "bsn_report", "ingest"]
+
+
+TRANSPORT_DICOM = "dicom"
+"""Deliveries of received DICOM studies that wait for a person (unknown patient, doubtful BSN)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What :func:`receive_studies` did: studies filed under a local patient, and deliveries that wait."""
+
+    filed: tuple[Ingested, ...]
+    waiting: tuple[str, ...]
+    skipped: tuple[str, ...]
+
+
+def match_bsn(node: Node, bsn: str) -> str:
+    """The local patient a BSN belongs to (a fed BSN id, the one patient with it as alias, or the BSN id itself
+    under a BSN policy); ``""`` when none or more than one."""
+    if not bsn:
+        return ""
+    bsn_id = f"{bsn}^^^&{BSN_OID}&ISO"
+    if node.store.patient_known(bsn_id):
+        return bsn_id
+    owners = node.store.patients_with_alias(bsn_id)
+    if len(owners) == 1:
+        return owners[0]
+    if not owners and node.settings.patient_id_policy.value == "bsn":
+        return bsn_id
+    return ""
+
+
+def receive_studies(node: Node, paths: Sequence[Path], *, sender: str, mailbox: str | None = None) -> Received:
+    """File received DICOM studies (a CD/DVD, a USB stick, a push) under the local patient their BSN names.
+
+    A study whose instances carry one valid BSN (in the agreed place or a known wrong one) of exactly one local
+    patient is rewritten to the local id, the BSN kept, and ingested (its BSN quality counted for ``sender``).
+    Any other study (no BSN, a BSN failing the 11-check, instances that disagree, a BSN of no or several local
+    patients) is not imported: it waits as a delivery in the unknown-patient queue (``xds inbox reconcile``),
+    unchanged, with the reason.
+    """
+    from xds.recipient import iti41 as recipient
+    from xds.recipient.addressing import mailbox_named
+
+    scanned, skipped = scan(paths)
+    if not scanned:
+        raise ValueError("no DICOM instance to import" + (f": {skipped[0]}" if skipped else ""))
+    studies: dict[str, list[Scanned]] = {}
+    for s in scanned:
+        studies.setdefault(s.record.study_uid, []).append(s)
+    box = mailbox_named(mailbox, node.settings.mailboxes) if mailbox else None
+    filed: list[Ingested] = []
+    waiting: list[str] = []
+    for study_uid, members in studies.items():
+        identity = classify(s.header for s in members)
+        usable = identity.bucket in (Bucket.CORRECT, Bucket.WRONG_TAG)
+        local = match_bsn(node, identity.bsn) if usable else ""
+        if local:
+            [done], _ = ingest(node, [s.path for s in members], patient=local, sender=sender, inbound_bsn=identity.bsn)
+            filed.append(done)
+            continue
+        why = identity.detail if not usable else "the BSN belongs to no patient here (or to several)"
+        request = _waiting_request(node, study_uid, members, sender, why)
+        try:
+            planned = recipient.plan(
+                request, node.recipient_context(), transport=TRANSPORT_DICOM, sender=sender, mailbox=box, strict=False
+            )
+        except BaseException:
+            node.documents.discard(c for _, c in request.documents)
+            raise
+        receipt = recipient.store(node.recipient_context(), [planned])
+        waiting += [d.reference for d in receipt.deliveries] or [ref for ref, _ in planned.resent]
+    return Received(tuple(filed), tuple(waiting), tuple(skipped))
+
+
+def _waiting_request(
+    node: Node, study_uid: str, members: list[Scanned], sender: str, why: str
+) -> ProvideAndRegisterRequest:
+    """A received study as a limited-metadata submission: one DocumentEntry per instance, the files unchanged."""
+    import uuid
+
+    from xds import vocabulary as v
+    from xds.model.metadata import Association, DocumentEntry, Submission, SubmissionSet
+    from xds.model.rim import Slot, text
+
+    now = DTM(datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+    ss = SubmissionSet(
+        id="SubmissionSet01",
+        unique_id=study_uid,
+        source_id=node.repository_unique_id,
+        submission_time=now,
+        limited_metadata=True,
+        title=text(f"DICOM study {study_uid}"),
+        comments=text(f"received from {sender}; not filed: {why}"),
+    )
+    entries, documents, associations = [], [], []
+    for n, s in enumerate(members, 1):
+        de_id = f"Document{n:05d}"
+        entries.append(
+            DocumentEntry(
+                id=de_id, mime_type="application/dicom", unique_id=s.record.sop_instance_uid, limited_metadata=True
+            )
+        )
+        documents.append((de_id, node.documents.stage_bytes(_chunks(s.path))))
+        associations.append(
+            Association(
+                id=f"urn:uuid:{uuid.uuid4()}",
+                association_type=v.HAS_MEMBER,
+                source=ss.id,
+                target=de_id,
+                extra_slots=(Slot(name="SubmissionSetStatus", values=(v.SS_STATUS_ORIGINAL,)),),
+            )
+        )
+    submission = Submission(submission_sets=(ss,), document_entries=tuple(entries), associations=tuple(associations))
+    return ProvideAndRegisterRequest(submission=submission, documents=tuple(documents))
+
+
+def accept_study(node: Node, reference: str, patient: str) -> Ingested:
+    """File a waiting DICOM delivery under the local ``patient`` a person chose (``xds inbox reconcile``)."""
+    from xds.recipient.model import ACCEPTED, OPEN_STATUSES
+
+    delivery = node.inbox.get(reference)
+    if delivery is None:
+        raise KeyError(f"no delivery {reference}")
+    if delivery.transport != TRANSPORT_DICOM:
+        raise ValueError(f"delivery {reference} is not a DICOM study")
+    if delivery.status not in OPEN_STATUSES:
+        raise ValueError(f"delivery {reference} is {delivery.status} already")
+    paths = [node.documents.path(d.sha256) for d in delivery.documents]
+    [done], _ = ingest(node, paths, patient=patient, sender=delivery.sender)
+    node.inbox.set_status(
+        reference, ACCEPTED, f"filed under patient {patient} as study {done.study_uid}", local_patient_id=patient
+    )
+    return done
+
+
+__all__ += ["TRANSPORT_DICOM", "Received", "accept_study", "match_bsn", "receive_studies"]
