@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from xds.node import Node
@@ -48,6 +48,9 @@ def create_app(node: Node) -> Starlette:
             if actor.on_shutdown is not None:
                 await actor.on_shutdown()
 
+    async def metrics(_request: Request) -> PlainTextResponse:
+        return PlainTextResponse(await run_in_threadpool(metrics_text, node), media_type=METRICS_TYPE)
+
     async def health(_request: Request) -> JSONResponse:
         report = await run_in_threadpool(node.health)
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
@@ -60,11 +63,51 @@ def create_app(node: Node) -> Starlette:
             Route("/xds/imaging", imaging.handle, methods=["GET", "POST"]),
             *extra,
             Route("/health", health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
     app.state.node = node
     return app
+
+
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The Prometheus text exposition format."""
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def metrics_text(node: Node) -> str:
+    """Prometheus text: DICOM studies per sender and BSN bucket, deliveries per status, digests waiting, audit
+    records waiting, stored DICOM instances."""
+    from xds.imaging import bsn_report
+
+    lines = [
+        "# HELP xds_bsn_studies DICOM studies per sender and BSN quality bucket.",
+        "# TYPE xds_bsn_studies gauge",
+    ]
+    for sender, counts in bsn_report(node, by_sender=True).items():
+        for bucket, n in counts.items():
+            lines.append(f'xds_bsn_studies{{sender="{_label(sender)}",bucket="{_label(bucket)}"}} {n}')
+    inbox = node.inbox.counts()
+    lines += ["# HELP xds_deliveries Deliveries per status.", "# TYPE xds_deliveries gauge"]
+    for status, n in sorted(inbox.items()):
+        if status != "pending_digests":
+            lines.append(f'xds_deliveries{{status="{_label(status)}"}} {n}')
+    lines += [
+        "# HELP xds_digests_pending Notification digests not yet mailed.",
+        "# TYPE xds_digests_pending gauge",
+        f"xds_digests_pending {inbox.get('pending_digests', 0)}",
+        "# HELP xds_audit_unsent Audit records waiting for the Audit Record Repository.",
+        "# TYPE xds_audit_unsent gauge",
+        f"xds_audit_unsent {node.audit.count_unsent()}",
+        "# HELP xds_dicom_instances Stored DICOM instances.",
+        "# TYPE xds_dicom_instances gauge",
+        f"xds_dicom_instances {node.imaging.count()}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def app_from_environment() -> Starlette:

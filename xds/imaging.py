@@ -162,7 +162,7 @@ def _ingest_study(
     sent_as: str,
 ) -> Ingested:
     earlier = node.imaging.study(study_uid)
-    if earlier is not None and earlier.patient_id != str(patient):
+    if earlier is not None and earlier.patient_id and earlier.patient_id != str(patient):
         raise ValueError(f"study {study_uid} is stored for another patient ({earlier.patient_id})")
     known = {i.sop_instance_uid: i for i in node.imaging.study_instances(study_uid)}
     staged: list[DocumentContent] = []
@@ -318,6 +318,15 @@ def receive_studies(node: Node, paths: Sequence[Path], *, sender: str, mailbox: 
             filed.append(done)
             continue
         why = identity.detail if not usable else "the BSN belongs to no patient here (or to several)"
+        waits = StudyRecord(  # counted in the BSN report now; filed (with a patient) when a person decides
+            study_uid=study_uid,
+            patient_id="",
+            sender=sender,
+            bsn_bucket=str(identity.bucket),
+            bsn_detail=f"{identity.detail}; waiting: {why}",
+        )
+        if node.imaging.study(study_uid) is None:
+            node.imaging.add(waits, [])
         request = _waiting_request(node, study_uid, members, sender, why)
         try:
             planned = recipient.plan(
