@@ -124,9 +124,9 @@ def _inbox(args: argparse.Namespace, node: Node) -> int:
         else:
             _print_detail(delivery)
         return 0
-    if delivery.transport == "dicom" and command in ("accept", "reconcile"):
-        from xds.imaging import accept_study
+    from xds.imaging import accept_study, is_dicom
 
+    if is_dicom(delivery) and command in ("accept", "reconcile"):
         patient = getattr(args, "patient", None) or delivery.local_patient_id
         if not patient:
             raise ValueError(

@@ -46,6 +46,7 @@ from xds.dicom.records import InstanceRecord, StudyRecord
 from xds.model.hl7 import CX, DTM
 from xds.model.messages import DocumentContent, ProvideAndRegisterRequest
 from xds.node import Node
+from xds.recipient.model import Delivery
 from xds.repository import iti41
 from xds.store.audit import spool_record
 from xds.store.hooks import before_commit
@@ -382,14 +383,23 @@ def _waiting_request(
     return ProvideAndRegisterRequest(submission=submission, documents=tuple(documents))
 
 
+def is_dicom(delivery: Delivery) -> bool:
+    """True for a delivery of DICOM instances (a waiting study, or a push or XDM package of images): it is filed
+    as images (:func:`accept_study`), not registered as documents."""
+    return delivery.transport == TRANSPORT_DICOM or (
+        bool(delivery.documents) and all(d.mime_type == "application/dicom" for d in delivery.documents)
+    )
+
+
 def accept_study(node: Node, reference: str, patient: str) -> Ingested:
-    """File a waiting DICOM delivery under the local ``patient`` a person chose (``xds inbox reconcile``)."""
+    """File a DICOM delivery under the local ``patient`` (``xds inbox accept`` / ``reconcile``): its instances
+    are ingested like a study of ours (stored as they will leave the node, one manifest per study)."""
     from xds.recipient.model import ACCEPTED, OPEN_STATUSES
 
     delivery = node.inbox.get(reference)
     if delivery is None:
         raise KeyError(f"no delivery {reference}")
-    if delivery.transport != TRANSPORT_DICOM:
+    if not is_dicom(delivery):
         raise ValueError(f"delivery {reference} is not a DICOM study")
     if delivery.status not in OPEN_STATUSES:
         raise ValueError(f"delivery {reference} is {delivery.status} already")
@@ -401,4 +411,4 @@ def accept_study(node: Node, reference: str, patient: str) -> Ingested:
     return done
 
 
-__all__ += ["TRANSPORT_DICOM", "Received", "accept_study", "match_bsn", "receive_studies"]
+__all__ += ["TRANSPORT_DICOM", "Received", "accept_study", "is_dicom", "match_bsn", "receive_studies"]

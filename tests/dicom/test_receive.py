@@ -89,3 +89,34 @@ def test_a_bsn_of_nobody_here_waits(node: Node, tmp_path: Path) -> None:
     with_identity(paths, patient_id=BSN)
     received = receive_studies(node, [tmp_path / "s"], sender="Ziekenhuis Oost")
     assert received.filed == () and len(received.waiting) == 1
+
+
+def test_a_pushed_dicom_delivery_is_filed_as_images(node: Node, tmp_path: Path) -> None:
+    import dataclasses
+
+    from xds import samples
+    from xds.imaging import is_dicom
+    from xds.model.messages import ProvideAndRegisterRequest
+    from xds.recipient import iti41 as recipient
+
+    node.store.add_patient(str(PATIENT))
+    [path] = study(tmp_path / "s", 1)
+    data = path.read_bytes()
+    de = dataclasses.replace(
+        samples.document_entry(PATIENT, content=data),
+        mime_type="application/dicom",
+        unique_id=str(pydicom.dcmread(path).SOPInstanceUID),
+        hash="",
+        size=None,
+        repository_unique_id="",
+    )
+    request = ProvideAndRegisterRequest(
+        submission=samples.submission(PATIENT, [de]), documents=((de.id, node.documents.stage_bytes([data])),)
+    )
+    [delivery] = recipient.receive(request, node.recipient_context(), transport="xdr", sender="test").deliveries
+    assert is_dicom(delivery) and delivery.local_patient_id == str(PATIENT)
+    done = accept_study(node, delivery.reference, str(PATIENT))
+    assert done.instances == 1 and node.imaging.count() == 1
+    # filed as images: the registry holds the study's manifest, not the instance as a document
+    assert node.store.documents(node.repository_unique_id, [de.unique_id]) == {}
+    assert node.store.documents(node.repository_unique_id, [done.manifest_unique_id])
