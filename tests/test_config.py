@@ -68,3 +68,18 @@ def test_gateway_section(tmp_path: Path) -> None:
     path.write_text("[gateway]\ntimeout = 2.5\ndeadline = 4\nmax_response_bytes = 1000\n")
     s = load_settings(str(path), env={})
     assert (s.gateway_timeout, s.gateway_deadline, s.gateway_max_response_bytes) == (2.5, 4.0, 1000)
+
+
+def test_imaging_codes_and_source_id(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(
+        '[imaging]\nsource_id = "1.2.3.4"\nclass_code = "IMG^^1.2.3"\n'
+        'type_code = { code = "18748-4^^2.16.840.1.113883.6.1", display = "Diagnostic imaging study" }\n'
+    )
+    s = load_settings(str(config), env={})
+    assert s.imaging_source_id == "1.2.3.4"
+    assert (s.imaging_defaults.class_code.code, s.imaging_defaults.class_code.scheme) == ("IMG", "1.2.3")
+    assert s.imaging_defaults.practice_setting_code.code == "0362"  # not given: the built-in default
+    config.write_text('[imaging]\nclass_code = "no scheme"\n')
+    with pytest.raises(ConfigError, match=r"\[imaging\] .*code\^\^codingScheme"):
+        load_settings(str(config), env={})

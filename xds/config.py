@@ -20,7 +20,8 @@ The keys of ARCHITECTURE.md §5 are a contract; keys may be added, never renamed
     [smtp]      host, port, security, username, password, from_address, timeout, ca_file  (xds.mail.settings)
     [smtp_listener] host, port (0: off), max_message_bytes   (XDM over e-mail in)
     [push]      retries, retry_delay, timeout   (as push_* settings: xds push)
-    [imaging]   source_id (the Imaging Document Source OID: Retrieve Location UID of the manifests)
+    [imaging]   source_id (the Imaging Document Source OID: Retrieve Location UID of the manifests), and the
+                manifests' class_code, type_code, ... ("code^^scheme", as in [import_defaults])
     [[communities]] home_community_id, query_url, retrieve_url, push_url, xdm_email, assigning_authority, timeout,
                 tls = {ca_file, cert_file, key_file, verify}   (one table per remote community, see xds.communities)
 
@@ -29,6 +30,7 @@ Environment: ``XDS_CONFIG`` (file), ``XDS_DATA_DIR``, ``XDS_DATABASE_URL``, ``XD
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from xds.communities import community_from_mapping
+from xds.dicom.defaults import ImagingDefaults
 from xds.recipient.addressing import DEFAULT_MAILBOX, Mailbox, mailboxes_from_config
 from xds.recipient.inbox import ImportDefaults, import_defaults_from_mapping
 from xds.registry.patients import PatientPolicy
@@ -124,6 +127,8 @@ class Settings:
     smtp_listener_port: int = 0
     """The SMTP listener for XDM packages by e-mail (0: off)."""
     smtp_listener_max_message_bytes: int = 64 * 1024 * 1024
+    imaging_defaults: ImagingDefaults = field(default_factory=ImagingDefaults)
+    """The codes of a study manifest's DocumentEntry (``[imaging]`` class_code, type_code, ...)."""
     imaging_source_id: str = ""
     """This node's Imaging Document Source OID (the manifests' Retrieve Location UID); "": repository_unique_id."""
     push_retries: int = 3
@@ -179,7 +184,16 @@ _SECTIONS = {
     "inbox": {"link_base", "retry_seconds"},
     "smtp_listener": {"host", "port", "max_message_bytes"},
     "push": {"retries", "retry_delay", "timeout"},
-    "imaging": {"source_id"},
+    "imaging": {
+        "source_id",
+        "class_code",
+        "type_code",
+        "healthcare_facility_type_code",
+        "practice_setting_code",
+        "confidentiality_code",
+        "content_type_code",
+        "language_code",
+    },
     "repository": {
         "documents_dir",
         "max_attachment_bytes",
@@ -199,7 +213,10 @@ def _from_toml(doc: Mapping[str, Any]) -> dict[str, Any]:
         unknown = set(table) - keys
         if unknown:
             raise ConfigError(f"unknown key(s) in [{section}]: {', '.join(sorted(unknown))}")
-        prefix = f"{section}_" if section in ("gateway", "audit", "inbox", "smtp_listener", "push", "imaging") else ""
+        if section == "imaging":
+            out.update(_imaging(table))
+            continue
+        prefix = f"{section}_" if section in ("gateway", "audit", "inbox", "smtp_listener", "push") else ""
         out.update({f"{prefix}{key}": value for key, value in table.items()})
     consent = doc.get("consent", {})
     if not isinstance(consent, Mapping):
@@ -245,6 +262,21 @@ def _from_toml(doc: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"[import_defaults] {exc}") from None
     if "smtp" in doc:
         out["smtp"] = _smtp(doc["smtp"])
+    return out
+
+
+def _imaging(table: Mapping[str, Any]) -> dict[str, Any]:
+    """``[imaging]``: the source id, and manifest codes written like ``[import_defaults]``'s."""
+    out: dict[str, Any] = {}
+    if "source_id" in table:
+        out["imaging_source_id"] = table["source_id"]
+    codes = {k: v for k, v in table.items() if k != "source_id"}
+    if codes:
+        try:
+            parsed = import_defaults_from_mapping(codes)
+        except ValueError as exc:
+            raise ConfigError(f"[imaging] {exc}") from None
+        out["imaging_defaults"] = dataclasses.replace(ImagingDefaults(), **{k: getattr(parsed, k) for k in codes})
     return out
 
 

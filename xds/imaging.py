@@ -115,7 +115,9 @@ def ingest(
     total, count = len(scanned), 0
     for study_uid, members in studies.items():
         done.append(
-            _ingest_study(node, study_uid, members, cx, defaults or ImagingDefaults(), sender, rewrite, sent_as)
+            _ingest_study(
+                node, study_uid, members, cx, defaults or node.settings.imaging_defaults, sender, rewrite, sent_as
+            )
         )
         count += len(members)
         if progress is not None:

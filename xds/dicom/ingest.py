@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -35,6 +35,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from xds import vocabulary as v
+from xds.dicom.defaults import SNOMED, ImagingDefaults
 from xds.dicom.kos import KOS_SOP_CLASS, InstanceRef, SeriesRef, StudyManifest
 from xds.dicom.records import InstanceRecord
 from xds.model.hl7 import CX, DTM
@@ -45,7 +46,6 @@ MAX_FILES: Final = 100_000
 """Files scanned in one ingest at most."""
 KOS_FORMAT: Final = Code(code=KOS_SOP_CLASS, scheme="1.2.840.10008.2.6.1", display_name=text("Key Object Selection"))
 MODALITY_SCHEME: Final = "1.2.840.10008.2.16.4"
-SNOMED: Final = "2.16.840.1.113883.6.96"
 PRESENTATION_STATE_PREFIX: Final = "1.2.840.10008.5.1.4.1.1.11."
 """SOP classes of the presentation states (Grayscale, Color, Pseudo-Color, Blending, ...)."""
 STUDY_UID_REF: Final = "urn:ihe:iti:xds:2016:studyInstanceUID"
@@ -61,35 +61,6 @@ ANATOMY: Final = {
 }
 """BodyPartExamined defined terms with their SNOMED CT anatomic region (a subset of CID 4031); others are left
 out of the eventCodeList rather than guessed."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ImagingDefaults:
-    """The DocumentEntry codes of a manifest that DICOM does not give (``[imaging]``)."""
-
-    class_code: Code = field(
-        default_factory=lambda: Code(code="9491000146107", scheme=SNOMED, display_name=text("Imaging documentation"))
-    )
-    type_code: Code = field(
-        default_factory=lambda: Code(
-            code="18748-4", scheme="2.16.840.1.113883.6.1", display_name=text("Diagnostic imaging study")
-        )
-    )
-    healthcare_facility_type_code: Code = field(
-        default_factory=lambda: Code(code="V4", scheme="2.16.840.1.113883.2.4.15.1060", display_name=text("Ziekenhuis"))
-    )
-    practice_setting_code: Code = field(
-        default_factory=lambda: Code(code="0362", scheme="2.16.840.1.113883.2.4.6.7", display_name=text("Radiologie"))
-    )
-    confidentiality_code: Code = field(
-        default_factory=lambda: Code(code="N", scheme="2.16.840.1.113883.5.25", display_name=text("normal"))
-    )
-    content_type_code: Code = field(
-        default_factory=lambda: Code(
-            code="18748-4", scheme="2.16.840.1.113883.6.1", display_name=text("Diagnostic imaging study")
-        )
-    )
-    language_code: str = "nl-NL"
 
 
 @dataclass(frozen=True, slots=True)

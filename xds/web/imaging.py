@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from xds.audit import transactions as tx
 from xds.dicom import rad69
-from xds.dicom.ingest import ImagingDefaults
 from xds.ebrim import xdsb, xdsi
 from xds.node import Node
 from xds.soap.wsdl import imaging_wsdl
@@ -22,7 +21,7 @@ def imaging_context(node: Node) -> rad69.ImagingContext:
         source_id=node.imaging_source_id,
         index=node.imaging,
         files=node.documents,
-        category=ImagingDefaults().class_code.code,
+        category=node.settings.imaging_defaults.class_code.code,
         max_documents=node.settings.max_retrieve_documents,
         gate=node.gate(),
     )
