@@ -20,13 +20,15 @@ from xca.iti39 import RetrieveGatewayContext
 from xca.responding import PATH as RESPONDING_PATH
 from xca.responding import responding_actor
 from xds.audit import transactions as tx
-from xds.ebrim import messages, xdsb
+from xds.dicom import rad69
+from xds.ebrim import messages, xdsb, xdsi
 from xds.node import Node
 from xds.registry import iti18
 from xds.repository import iti43
 from xds.soap.wsdl import render_wsdl
 from xds.store.audit import spool_record
 from xds.web import audits
+from xds.web.imaging import imaging_context
 from xds.web.repository import retrieve_parts
 from xds.web.soap import MtomReply, Operation, SoapActor, SoapRequest, node_actor
 
@@ -34,8 +36,9 @@ INITIATING_PATH = "/xca/initiating"
 
 
 def initiating_wsdl(address: str) -> bytes:
-    """The Initiating Gateway WSDL: ``InitiatingGateway_RegistryStoredQuery`` (ITI-18) and
-    ``InitiatingGateway_RetrieveDocumentSet`` (ITI-43), from local consumers."""
+    """The Initiating Gateway WSDL: ``InitiatingGateway_RegistryStoredQuery`` (ITI-18),
+    ``InitiatingGateway_RetrieveDocumentSet`` (ITI-43) and ``InitiatingGateway_RetrieveImagingDocumentSet``
+    (RAD-69), from local consumers."""
     return render_wsdl("InitiatingGateway.wsdl", address, package="xca")
 
 
@@ -51,6 +54,7 @@ def initiating_actor(node: Node) -> SoapActor:
         local_retrieve=RetrieveGatewayContext(
             home_community_id=node.home_community_id, retrieve=node.retrieve_context()
         ),
+        local_imaging=imaging_context(node),
         new_file=node.documents.new_file,
         max_document_bytes=settings.max_attachment_bytes,
         aliases=node.store.aliases,
@@ -70,6 +74,11 @@ def initiating_actor(node: Node) -> SoapActor:
         answer = await initiating.retrieve(xdsb.retrieve_request(req.body), ctx, req.requester, req.assertion)
         return await anyio.to_thread.run_sync(retrieve_parts, answer, node.documents)
 
+    async def retrieve_imaging(req: SoapRequest) -> MtomReply:
+        request = xdsi.imaging_retrieve_request(req.body)
+        answer = await initiating.retrieve_imaging(request, ctx, req.requester, req.assertion)
+        return await anyio.to_thread.run_sync(retrieve_parts, answer, node.documents)
+
     return node_actor(
         node,
         "Initiating Gateway",
@@ -79,6 +88,12 @@ def initiating_actor(node: Node) -> SoapActor:
             ),
             Operation(
                 iti43.TRANSACTION, retrieve, xdsb.retrieve_failure, audits.retrieve(node, tx.retrieve_document_set)
+            ),
+            Operation(
+                rad69.TRANSACTION,
+                retrieve_imaging,
+                xdsb.retrieve_failure,
+                audits.retrieve(node, tx.retrieve_imaging_document_set),
             ),
         ],
         wsdl=initiating_wsdl,

@@ -1,4 +1,4 @@
-"""Outbound XCA calls over httpx (async): ITI-38 and ITI-39 to one community, bounded in time and memory.
+"""Outbound XCA calls over httpx (async): ITI-38, ITI-39 and RAD-75 to one community, bounded in time and memory.
 
 Theory of operation: one :class:`GatewayClient` per node keeps one pooled ``httpx.AsyncHTTPTransport`` (HTTP/1.1
 keep-alive) per community, created on the event loop that first uses it. A call sends the request
@@ -13,6 +13,7 @@ raises anything else.
 References
 ----------
 ITI TF-2 §3.38 (Cross Gateway Query), Appendix V (SOAP 1.2, WS-Addressing); ITI TF-2 §3.18.4.1.2.3.7;
+RAD TF-3 §4.75 (Cross Gateway Retrieve Imaging Document Set, answered as ITI-39 is);
 ITI TF-2 §3.40.4.1 (XUA assertion in the WS-Security header); OASIS WS-Security 1.1 §5 (Security header).
 """
 
@@ -32,10 +33,10 @@ from lxml import etree
 from xca.directory import Community, Tls
 from xds import __version__
 from xds import vocabulary as v
-from xds.ebrim import messages, xdsb
+from xds.ebrim import messages, xdsb, xdsi
 from xds.ebrim.parser import parse_xml
 from xds.errors import RegistryErrorItem, XDSError
-from xds.model.messages import DocumentRequest, RetrieveRequest, StoredQueryRequest
+from xds.model.messages import DocumentRequest, ImagingRetrieveRequest, RetrieveRequest, StoredQueryRequest
 from xds.model.metadata import ObjectRef
 from xds.namespaces import QUERY, RIM, SOAP12, qn
 from xds.security.tls import client_context
@@ -113,7 +114,7 @@ def leaf_facts(obj: etree._Element) -> LeafFacts:
 
 
 class GatewayClient:
-    """Outbound ITI-38 (later ITI-39) to communities of the directory."""
+    """Outbound ITI-38, ITI-39 and RAD-75 to communities of the directory."""
 
     def __init__(self, *, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         self.max_response_bytes = max_response_bytes
@@ -188,8 +189,54 @@ class GatewayClient:
         """ITI-39 to ``community``: its documents land in staged files (never in memory), which the caller
         owns; raise :class:`CommunityUnavailable` (every file deleted) when there is no usable answer.
         ``security`` is a serialized ``wsse:Security`` header block sent with the request (none when None)."""
-        body = xdsb.render_retrieve_request(request)
-        envelope = request_envelope(action=v.ACTION_CROSS_GATEWAY_RETRIEVE, body=body, to=community.retrieve_url)
+        return await self._retrieve(
+            community,
+            v.ACTION_CROSS_GATEWAY_RETRIEVE,
+            xdsb.render_retrieve_request(request),
+            timeout=timeout,
+            new_file=new_file,
+            max_document_bytes=max_document_bytes,
+            security=security,
+        )
+
+    async def cross_gateway_retrieve_imaging(
+        self,
+        community: Community,
+        request: ImagingRetrieveRequest,
+        *,
+        timeout: float,
+        new_file: Callable[[], StagedFile],
+        max_document_bytes: int,
+        security: bytes | None = None,
+    ) -> RetrievedFrom:
+        """RAD-75 to ``community`` (at its ``retrieve_url``, the Responding Gateway), answered like ITI-39: a
+        ``RetrieveDocumentSetResponse`` whose instances land in staged files the caller owns; raise
+        :class:`CommunityUnavailable` (every file deleted) when there is no usable answer. The request's
+        TransferSyntaxUIDList is sent as given (the responder decides what it accepts)."""
+        return await self._retrieve(
+            community,
+            v.ACTION_CROSS_GATEWAY_RETRIEVE_IMAGING,
+            xdsi.render_imaging_retrieve_request(request),
+            timeout=timeout,
+            new_file=new_file,
+            max_document_bytes=max_document_bytes,
+            security=security,
+        )
+
+    async def _retrieve(
+        self,
+        community: Community,
+        action: str,
+        body: bytes,
+        *,
+        timeout: float,
+        new_file: Callable[[], StagedFile],
+        max_document_bytes: int,
+        security: bytes | None,
+    ) -> RetrievedFrom:
+        """POST a retrieve request (``body``, SOAP ``action``) to ``community.retrieve_url`` and read its
+        ``RetrieveDocumentSetResponse``, MTOM parts streamed into staged files."""
+        envelope = request_envelope(action=action, body=body, to=community.retrieve_url)
         if security is not None:
             envelope = with_security_header(envelope, security)
         files: list[StagedFile] = []
@@ -199,9 +246,7 @@ class GatewayClient:
             return files[-1]
 
         try:
-            async with self._exchange(
-                community, community.retrieve_url, v.ACTION_CROSS_GATEWAY_RETRIEVE, envelope, timeout
-            ) as response:
+            async with self._exchange(community, community.retrieve_url, action, envelope, timeout) as response:
                 content_type = response.headers.get("content-type", "")
                 if mtom.is_multipart_related(content_type):
                     reader = mtom.MtomReader(
@@ -334,7 +379,8 @@ def _query_answer(status: int, raw: bytes, home: str, max_bytes: int) -> Communi
 
 @dataclass(frozen=True, slots=True)
 class RetrievedFrom:
-    """What one community answered to ITI-39; each document's bytes are in a staged file the caller owns."""
+    """What one community answered to ITI-39 (or RAD-75); each document's bytes are in a staged file the caller
+    owns."""
 
     status: str
     errors: tuple[RegistryErrorItem, ...]

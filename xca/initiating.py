@@ -1,4 +1,5 @@
-"""The Initiating Gateway: ITI-18 from local consumers, answered by every community at once (ITI-38 fan-out).
+"""The Initiating Gateway: ITI-18 from local consumers, answered by every community at once (ITI-38 fan-out);
+ITI-43 and RAD-69 retrieves, one ITI-39 or RAD-75 per community.
 
 Theory of operation
 -------------------
@@ -18,10 +19,18 @@ some answered and some failed (or one answered PartialSuccess); Failure when non
 Each remote call may carry a XUA assertion (``ctx.assertions``, :mod:`xca.assertions`): the consumer's own,
 forwarded, or one this node signs per community; the blocks are made in a worker thread before the fan-out.
 
+Retrieves go by each DocumentRequest's HomeCommunityId (none: our own community): ITI-43 becomes one ITI-39 per
+community, RAD-69 (XCA-I, a viewer's Retrieve Imaging Document Set) one RAD-75 per community, with the same
+per-community timeout and deadline; our own community is answered in-process (ITI-39 from the repository,
+RAD-69 from the imaging source, each through the consent gate), remote documents land in staged files, and a
+community that gave no usable answer is XDSUnavailableCommunity at its homeCommunityId (PartialSuccess when
+other documents came back). Every document of the answer carries its HomeCommunityId.
+
 References
 ----------
 ITI TF-2 §3.18.4.1.3 and XCA ITI TF-1 §18.2.3 (initiating gateway behaviour), ITI TF-2 §3.38.4.1.3
-(home on every object), ITI TF-3 Table 4.2.4.1-2 (XDSUnavailableCommunity), ITI TF-2 §3.40 (XUA).
+(home on every object), ITI TF-3 Table 4.2.4.1-2 (XDSUnavailableCommunity), ITI TF-2 §3.40 (XUA); RAD TF-1
+§18.1 and RAD TF-3 §4.69, §4.75 (XCA-I: the Initiating Imaging Gateway).
 """
 
 from __future__ import annotations
@@ -39,16 +48,18 @@ from lxml import etree
 
 from xca import iti38, iti39
 from xca.assertions import OutboundAssertions
-from xca.client import CommunityAnswer, CommunityUnavailable, GatewayClient
+from xca.client import CommunityAnswer, CommunityUnavailable, GatewayClient, RetrievedFrom
 from xca.directory import Community, Directory
 from xca.iti38 import PATIENT_QUERIES, RespondingContext
 from xca.iti39 import RetrieveGatewayContext
 from xds import vocabulary as v
 from xds.audit import transactions as audits
-from xds.audit.message import AuditMessage
+from xds.audit.message import AuditMessage, Code
 from xds.audit.transactions import AuditNode, DocumentRef, outcome_for_status
 from xds.consent.gate import Gate
 from xds.consent.model import Requester
+from xds.dicom import rad69
+from xds.dicom.rad69 import ImagingContext
 from xds.ebrim import messages
 from xds.errors import (
     ErrorCode,
@@ -62,6 +73,8 @@ from xds.errors import (
 from xds.model.hl7 import CX
 from xds.model.messages import (
     DocumentRequest,
+    ImagingDocumentRequest,
+    ImagingRetrieveRequest,
     QueryResponse,
     RetrievedDocument,
     RetrieveRequest,
@@ -88,7 +101,8 @@ DEFAULT_DEADLINE: Final = 15.0
 class InitiatingContext:
     """What the initiating gateway needs: who we are, whom to ask, and how long to wait.
 
-    ``local_retrieve`` answers ITI-39 for our own community; ``new_file`` stages a remote document's bytes.
+    ``local_retrieve`` answers ITI-39 for our own community, ``local_imaging`` RAD-69 / RAD-75 from our own
+    imaging source; ``new_file`` stages a remote document's bytes.
     """
 
     home_community_id: str
@@ -96,6 +110,7 @@ class InitiatingContext:
     client: GatewayClient
     local: RespondingContext
     local_retrieve: RetrieveGatewayContext | None = None
+    local_imaging: ImagingContext | None = None
     new_file: Callable[[], StagedFile] | None = None
     timeout: float = DEFAULT_TIMEOUT
     deadline: float = DEFAULT_DEADLINE
@@ -106,7 +121,8 @@ class InitiatingContext:
     gate: Gate | None = None
     """The consent gate: a FindX query for a patient the requester may not see is asked of no community."""
     audit: Callable[[Sequence[AuditMessage]], None] | None = None
-    """Keeps the audit records of the outbound calls (ITI-38/ITI-39 as the Initiating Gateway records them)."""
+    """Keeps the audit records of the outbound calls (ITI-38/ITI-39/RAD-75 as the Initiating Gateway records
+    them)."""
     audit_node: Callable[[], AuditNode] | None = None
     assertions: OutboundAssertions | None = None
     """The XUA assertion of outbound calls (:mod:`xca.assertions`); None: no ``wsse:Security`` block."""
@@ -358,7 +374,81 @@ async def retrieve(
             timeout = min(community.timeout or ctx.timeout, ctx.deadline)
             calls[home] = _remote_retrieve(ctx, community, sub, timeout, new_file, headers[home])
     answers = await _gather(calls, ctx.deadline - (time.monotonic() - started))
-    _audit_retrieves(ctx, requester, remote, groups, answers)
+    refs = {
+        h: [DocumentRef(d.document_unique_id, d.repository_unique_id, h) for d in docs] for h, docs in groups.items()
+    }
+    _audit_retrieves(ctx, requester, remote, refs, answers)
+    return _merged_retrieve(len(request.documents), errors, answers)
+
+
+async def retrieve_imaging(
+    request: ImagingRetrieveRequest,
+    ctx: InitiatingContext,
+    requester: Requester = iti18.ANONYMOUS,
+    assertion: etree._Element | None = None,
+) -> RetrieveResponse:
+    """Answer a viewer's RAD-69: one RAD-75 per community (ours in-process), all at once, merged.
+
+    ``assertion`` is the viewer's verified XUA assertion, if any (forwarded in ``"forward"`` mode).
+
+    A DocumentRequest without HomeCommunityId is for our own imaging source. Each community gets the
+    request's TransferSyntaxUIDList as given (missing or empty too): the responder decides what it accepts.
+    Consent: our own instances pass the imaging source's gate for ``requester``; remote communities decide
+    for theirs. Remote instances are staged files, as for :func:`retrieve`.
+    """
+    if ctx.local_imaging is None or ctx.new_file is None:
+        raise RepositoryError("this gateway is not configured to retrieve images")
+    local_imaging, new_file = ctx.local_imaging, ctx.new_file
+    groups: dict[str, list[ImagingDocumentRequest]] = {}
+    errors: list[RegistryErrorItem] = []
+    for d in request.documents:
+        home = d.document.home_community_id.strip() or ctx.home_community_id
+        if home != ctx.home_community_id and ctx.directory.get(home) is None:
+            errors.append(
+                UnknownCommunity(f"homeCommunityId {home} is not in this gateway's directory", location=home).as_item()
+            )
+            continue
+        groups.setdefault(home, []).append(d)
+    started = time.monotonic()
+    remote = {h: c for h in groups if h != ctx.home_community_id and (c := ctx.directory.get(h)) is not None}
+    blocks = await _security_headers(ctx, requester, assertion, [(c, "") for c in remote.values()])
+    headers = dict(zip(remote, blocks, strict=True))
+    calls: dict[str, Awaitable[RetrieveResponse]] = {}
+    for home, docs in groups.items():
+        sub = ImagingRetrieveRequest(documents=tuple(docs), transfer_syntaxes=request.transfer_syntaxes)
+        if home == ctx.home_community_id:
+            calls[home] = anyio.to_thread.run_sync(_local_imaging, sub, local_imaging, requester, home)
+        else:
+            community = remote.get(home)
+            assert community is not None
+            timeout = min(community.timeout or ctx.timeout, ctx.deadline)
+            calls[home] = _remote_retrieve_imaging(ctx, community, sub, timeout, new_file, headers[home])
+    answers = await _gather(calls, ctx.deadline - (time.monotonic() - started))
+    refs = {
+        h: [DocumentRef(d.document.document_unique_id, d.document.repository_unique_id, h) for d in docs]
+        for h, docs in groups.items()
+    }
+    _audit_retrieves(ctx, requester, remote, refs, answers, transaction=audits.RAD_75)
+    return _merged_retrieve(len(request.documents), errors, answers)
+
+
+def _local_imaging(
+    request: ImagingRetrieveRequest, ctx: ImagingContext, requester: Requester, home: str
+) -> RetrieveResponse:
+    """RAD-69 on our own imaging source, each answer carrying our homeCommunityId; a refusal of the whole
+    request (too many instances, no transfer syntax) is this community's Failure, not the gateway's."""
+    try:
+        return rad69.retrieve_imaging(request, ctx, requester, home_community_id=home)
+    except XDSError as exc:
+        return RetrieveResponse(status=v.RESPONSE_FAILURE, errors=exc.items())
+
+
+def _merged_retrieve(
+    asked: int, errors: list[RegistryErrorItem], answers: Mapping[str, RetrieveResponse | CommunityUnavailable]
+) -> RetrieveResponse:
+    """One RetrieveDocumentSetResponse from every community's answer to ``asked`` DocumentRequests (``errors``:
+    the gateway's own, such as unknown communities): Success when every document came back, PartialSuccess
+    when some did, else Failure."""
     documents: list[RetrievedDocument] = []
     for home, answer in sorted(answers.items()):
         if isinstance(answer, CommunityUnavailable):
@@ -366,7 +456,7 @@ async def retrieve(
             continue
         errors += answer.errors
         documents += answer.documents
-    missing = len(documents) < len(request.documents) or any(e.severity == Severity.ERROR for e in errors)
+    missing = len(documents) < asked or any(e.severity == Severity.ERROR for e in errors)
     status = outcome_status(succeeded=bool(documents), failed=missing)
     return RetrieveResponse(status=status, errors=tuple(errors), documents=tuple(documents))
 
@@ -387,6 +477,30 @@ async def _remote_retrieve(
         max_document_bytes=ctx.max_document_bytes,
         security=security,
     )
+    return _staged_response(got)
+
+
+async def _remote_retrieve_imaging(
+    ctx: InitiatingContext,
+    community: Community,
+    request: ImagingRetrieveRequest,
+    timeout: float,
+    new_file: Callable[[], StagedFile],
+    security: bytes | None = None,
+) -> RetrieveResponse:
+    got = await ctx.client.cross_gateway_retrieve_imaging(
+        community,
+        request,
+        timeout=timeout,
+        new_file=new_file,
+        max_document_bytes=ctx.max_document_bytes,
+        security=security,
+    )
+    return _staged_response(got)
+
+
+def _staged_response(got: RetrievedFrom) -> RetrieveResponse:
+    """A community's retrieve answer, each document's content the staged file its bytes landed in."""
     documents = tuple(
         RetrievedDocument(
             repository_unique_id=ids.repository_unique_id,
@@ -446,10 +560,12 @@ def _audit_retrieves(
     ctx: InitiatingContext,
     requester: Requester,
     remote: Mapping[str, Community],
-    groups: Mapping[str, Sequence[DocumentRequest]],
+    documents: Mapping[str, Sequence[DocumentRef]],
     answers: Mapping[str, object],
+    *,
+    transaction: Code = audits.ITI_39,
 ) -> None:
-    """One ITI-39 record per community asked (into the request's audit batch)."""
+    """One ITI-39 (or RAD-75) record per community asked (into the request's audit batch)."""
     if ctx.audit is None or ctx.audit_node is None or not remote:
         return
     node, now = ctx.audit_node(), datetime.now(UTC)
@@ -460,10 +576,9 @@ def _audit_retrieves(
                 requester=requester,
                 time=now,
                 outcome=_outcome(answers.get(home)),
-                documents=[
-                    DocumentRef(d.document_unique_id, d.repository_unique_id, d.home_community_id) for d in groups[home]
-                ],
+                documents=documents[home],
                 source=community.retrieve_url,
+                transaction=transaction,
             )
             for home, community in remote.items()
         ]
@@ -504,4 +619,12 @@ def merge(answers: dict[str, CommunityAnswer | CommunityUnavailable]) -> QueryRe
     return QueryResponse(status=status, errors=tuple(errors), leaf=tuple(leaf), refs=tuple(refs))
 
 
-__all__ = ["DEFAULT_DEADLINE", "DEFAULT_TIMEOUT", "InitiatingContext", "merge", "query", "retrieve"]
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "DEFAULT_TIMEOUT",
+    "InitiatingContext",
+    "merge",
+    "query",
+    "retrieve",
+    "retrieve_imaging",
+]
