@@ -63,7 +63,8 @@ def add_parsers(sub: Any, with_config: _WithConfig) -> None:
             " 'xds push status [REFERENCE]' lists what was sent",
         )
     )
-    p.add_argument("files", nargs="+", type=str, metavar="FILE", help="the documents (or: status [REFERENCE])")
+    p.add_argument("files", nargs="*", type=str, metavar="FILE", help="the documents (or: status [REFERENCE])")
+    p.add_argument("--study", metavar="UID", help="also send this DICOM study held here (its stored instances)")
     p.add_argument("--to", metavar="RECIPIENT", help="a directory entry: its name or homeCommunityId")
     p.add_argument("--patient", metavar="ID", help="the patient id (CX) the documents are about")
     p.add_argument("--department", default="", help="the receiving department (intendedRecipient XON name)")
@@ -124,20 +125,6 @@ def _inbox(args: argparse.Namespace, node: Node) -> int:
         else:
             _print_detail(delivery)
         return 0
-    from xds.imaging import accept_study, is_dicom
-
-    if is_dicom(delivery) and command in ("accept", "reconcile"):
-        patient = getattr(args, "patient", None) or delivery.local_patient_id
-        if not patient:
-            raise ValueError(
-                f"delivery {delivery.reference} is a DICOM study waiting for its patient: xds inbox reconcile"
-                f" {delivery.reference} --patient LOCALID"
-            )
-        study = accept_study(node, args.reference, patient)
-        print(
-            f"{args.reference}: filed under {patient} as study {study.study_uid} (manifest {study.manifest_unique_id})"
-        )
-        return 0
     if command == "accept":
         done = node.accept_delivery(args.reference)
     elif command == "reconcile":
@@ -166,10 +153,10 @@ def _xdm(args: argparse.Namespace, node: Node) -> int:
 
 def _push(args: argparse.Namespace, node: Node) -> int:
     from xds.model.hl7 import CX
-    from xds.push import PushOrder, push
+    from xds.push import PushOrder, push, study_images
     from xds.store.pushes import SqlPushes
 
-    if args.files[0] == "status":
+    if args.files and args.files[0] == "status":
         pushes = SqlPushes(node.store)
         if len(args.files) > 2:
             raise KeyError("xds push status takes at most one reference")
@@ -207,6 +194,7 @@ def _push(args: argparse.Namespace, node: Node) -> int:
         comment=args.comment,
         urgent=args.urgent,
         title=args.title,
+        images=study_images(node, args.study) if args.study else (),
     )
     done = push(node, order)
     print(f"{done.reference}: {done.status} ({done.transport or '-'}): {done.detail}")

@@ -46,7 +46,7 @@ from xds.dicom.records import InstanceRecord, StudyRecord
 from xds.model.hl7 import CX, DTM
 from xds.model.messages import DocumentContent, ProvideAndRegisterRequest
 from xds.node import Node
-from xds.recipient.model import Delivery
+from xds.recipient.model import TRANSPORT_DICOM, is_dicom
 from xds.repository import iti41
 from xds.store.audit import spool_record
 from xds.store.hooks import before_commit
@@ -262,10 +262,6 @@ def bsn_report(node: Node, *, since: datetime | None = None, by_sender: bool = F
 __all__ = ["LOCAL_SENDER", "Ingested", "bsn_report", "ingest"]
 
 
-TRANSPORT_DICOM = "dicom"
-"""Deliveries of received DICOM studies that wait for a person (unknown patient, doubtful BSN)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Received:
     """What :func:`receive_studies` did: studies filed under a local patient, and deliveries that wait."""
@@ -383,14 +379,6 @@ def _waiting_request(
         )
     submission = Submission(submission_sets=(ss,), document_entries=tuple(entries), associations=tuple(associations))
     return ProvideAndRegisterRequest(submission=submission, documents=tuple(documents))
-
-
-def is_dicom(delivery: Delivery) -> bool:
-    """True for a delivery of DICOM instances (a waiting study, or a push or XDM package of images): it is filed
-    as images (:func:`accept_study`), not registered as documents."""
-    return delivery.transport == TRANSPORT_DICOM or (
-        bool(delivery.documents) and all(d.mime_type == "application/dicom" for d in delivery.documents)
-    )
 
 
 def accept_study(node: Node, reference: str, patient: str) -> Ingested:

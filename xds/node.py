@@ -34,7 +34,7 @@ from xds.model.hl7 import CX
 from xds.model.messages import DocumentContent, ProvideAndRegisterRequest
 from xds.recipient import iti41 as recipient_iti41
 from xds.recipient.inbox import check_open, import_submission
-from xds.recipient.model import ACCEPTED, REJECTED, Delivery
+from xds.recipient.model import ACCEPTED, REJECTED, Delivery, is_dicom
 from xds.registry.iti18 import QueryContext
 from xds.registry.iti42 import RegistryContext
 from xds.registry.patients import patient_known
@@ -308,6 +308,13 @@ class Node:
         if delivery is None:
             raise KeyError(f"no delivery {reference}")
         local = check_open(delivery, patient)
+        if is_dicom(delivery):  # images: filed as a study (one manifest), not registered document by document
+            from xds.imaging import accept_study
+
+            accept_study(self, reference, local)
+            filed = self.inbox.get(reference)
+            assert filed is not None
+            return filed
         try:
             local_cx = CX.parse(local)
         except ValueError as exc:

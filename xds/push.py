@@ -50,7 +50,7 @@ from xds.model.hl7 import CX, XCN, XON
 from xds.model.metadata import Submission
 from xds.model.rim import Slot, text
 from xds.node import Node
-from xds.recipient.model import URGENT_SLOT
+from xds.recipient.model import DICOM_MIME, URGENT_SLOT
 from xds.security.tls import client_context
 from xds.store.audit import spool_record
 from xds.store.pushes import Push, SqlPushes
@@ -76,10 +76,21 @@ class PushOrder:
     comment: str = ""
     urgent: bool = False
     title: str = ""
+    images: Sequence[tuple[str, Path]] = ()
+    """DICOM instances to send with the files: (SOP Instance UID, stored file), as :func:`study_images` gives."""
 
 
 class Refused(Exception):
     """The recipient answered and refused the submission (not worth retrying or mailing)."""
+
+
+def study_images(node: Node, study_uid: str) -> list[tuple[str, Path]]:
+    """The stored instances of a study, ready to leave the node (stored with the outbound patient identity,
+    :mod:`xds.imaging`): (SOP Instance UID, file). ValueError when the study is not held here."""
+    instances = node.imaging.study_instances(study_uid)
+    if not instances:
+        raise ValueError(f"no study {study_uid} is held here (xds dicom ingest)")
+    return [(i.sop_instance_uid, node.documents.path(i.sha256)) for i in instances]
 
 
 def directory(node: Node) -> list[Community]:
@@ -131,6 +142,22 @@ def build(order: PushOrder) -> tuple[Submission, dict[str, Path]]:
     from xds.cli import build_submission
 
     sub, files = build_submission(list(order.files), order.patient, title=order.title or None)
+    if order.images:
+        pictures, image_files = build_submission(
+            [p for _, p in order.images], order.patient, title="DICOM instance", mime_type=DICOM_MIME
+        )
+        entries = tuple(
+            dataclasses.replace(de, unique_id=uid)  # an instance's uniqueId is its SOP Instance UID (XDS-I.b)
+            for de, (uid, _) in zip(pictures.document_entries, order.images, strict=True)
+        )
+        ss_id = sub.submission_sets[0].id
+        members = tuple(dataclasses.replace(a, source=ss_id) for a in pictures.associations if a.target in image_files)
+        sub = dataclasses.replace(
+            sub,
+            document_entries=(*sub.document_entries, *entries),
+            associations=(*sub.associations, *members),
+        )
+        files = {**files, **image_files}
     ss = sub.submission_sets[0]
     recipient = intended_recipient(order)
     ss = dataclasses.replace(
@@ -155,8 +182,8 @@ def push(
     for path in order.files:
         if not path.is_file():
             raise ValueError(f"{path}: no such file")
-    if not order.files:
-        raise ValueError("nothing to push: name at least one file")
+    if not order.files and not order.images:
+        raise ValueError("nothing to push: name at least one file or a study")
     sub, files = build(order)
     ss = sub.submission_sets[0]
     reference = f"P-{secrets.token_hex(5)}"
@@ -326,4 +353,14 @@ def _audit(
     node.audit.append([spool_record(message, f"push {kind.code}")])
 
 
-__all__ = ["DELIVERED", "FAILED", "MAILED", "PushOrder", "directory", "find_recipient", "intended_recipient", "push"]
+__all__ = [
+    "DELIVERED",
+    "FAILED",
+    "MAILED",
+    "PushOrder",
+    "directory",
+    "find_recipient",
+    "intended_recipient",
+    "push",
+    "study_images",
+]

@@ -23,6 +23,9 @@ TRANSPORT_XDR: Final = "xdr"
 TRANSPORT_ITI80: Final = "iti-80"
 TRANSPORT_XDM: Final = "xdm"
 TRANSPORT_XDM_EMAIL: Final = "xdm-email"
+TRANSPORT_DICOM: Final = "dicom"
+"""Received DICOM studies that wait for a person (unknown patient, doubtful BSN): ``xds dicom import``."""
+DICOM_MIME: Final = "application/dicom"
 
 URGENT_SLOT: Final = "urn:xds-node:push:priority"
 """SubmissionSet slot a sender sets to ``urgent`` for a delivery that is notified at once (no quiet period).
@@ -95,12 +98,22 @@ class Delivery:
         return self.status in OPEN_STATUSES
 
 
+def is_dicom(delivery: Delivery) -> bool:
+    """True for a delivery of DICOM instances (a waiting study, or images pushed by XDR or XDM): it is filed as
+    images (one manifest per study), not registered as documents."""
+    return delivery.transport == TRANSPORT_DICOM or (
+        bool(delivery.documents) and all(d.mime_type == DICOM_MIME for d in delivery.documents)
+    )
+
+
 __all__ = [
     "ACCEPTED",
+    "DICOM_MIME",
     "NEW",
     "OPEN_STATUSES",
     "REJECTED",
     "STATUSES",
+    "TRANSPORT_DICOM",
     "TRANSPORT_ITI80",
     "TRANSPORT_XDM",
     "TRANSPORT_XDM_EMAIL",
@@ -111,4 +124,5 @@ __all__ = [
     "Delivery",
     "Event",
     "NewDelivery",
+    "is_dicom",
 ]

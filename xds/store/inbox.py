@@ -213,14 +213,14 @@ class SqlInbox:
             return None if row is None else self._delivery(conn, row, full=True)
 
     def listing(self, *, mailbox: str | None = None, status: str | None = None, limit: int = 200) -> list[Delivery]:
-        """The newest ``limit`` deliveries (of a mailbox, in a status; ``open``: new or unknown-patient), oldest
-        first, with their documents."""
+        """The newest ``limit`` deliveries (of a mailbox, in a status; ``open``: new or unknown-patient; ``all``
+        or None: any), oldest first, with their documents."""
         stmt = select(DEL).order_by(DEL.c.id.desc()).limit(limit)
         if mailbox is not None:
             stmt = stmt.where(func.lower(DEL.c.mailbox) == mailbox.lower())
         if status == "open":
             stmt = stmt.where(DEL.c.status.in_(OPEN_STATUSES))
-        elif status is not None:
+        elif status is not None and status != "all":
             stmt = stmt.where(DEL.c.status == status)
         with self._store.engine.connect() as conn:
             rows = list(conn.execute(stmt))
