@@ -31,6 +31,9 @@ def add_parsers(sub: Any, with_config: _WithConfig) -> None:
     ing.add_argument("paths", nargs="+", type=Path, metavar="DIR|FILE")
     ing.add_argument("--patient", required=True, metavar="LOCALID", help="the local patient id (CX)")
     ing.add_argument("--no-pr", action="store_true", help="leave presentation states out")
+    ing.add_argument(
+        "--force", action="store_true", help="file images whose ids disagree or name another BSN (you checked them)"
+    )
     ing.add_argument("--json", action="store_true", help="print JSON")
     imp = with_config(
         dsub.add_parser("import", help="file received studies under the patient their BSN names (else: inbox)")
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.dicom_command == "bsn-report":
             try:
-                since = datetime.fromisoformat(args.since).replace(tzinfo=UTC) if args.since else None
+                since = _utc(datetime.fromisoformat(args.since)) if args.since else None
             except ValueError:
                 print(f"xds: --since {args.since!r} is not an ISO 8601 date or time", file=sys.stderr)
                 return 2
@@ -74,9 +77,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"waiting {reference}: not filed (see xds inbox show {reference})")
             for reason in received.skipped:
                 print(f"skipped {reason}", file=sys.stderr)
-            return 0
+            for reason in received.failed:
+                print(f"xds: failed {reason}", file=sys.stderr)
+            return 1 if received.failed else 0
         done, skipped = ingest(
-            node, args.paths, patient=args.patient, include_presentation_states=not args.no_pr, progress=_progress
+            node,
+            args.paths,
+            patient=args.patient,
+            include_presentation_states=not args.no_pr,
+            progress=_progress,
+            force=args.force,
         )
         print(file=sys.stderr)
         if args.json:
@@ -109,6 +119,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         node.close()
+
+
+def _utc(at: datetime) -> datetime:
+    """A time given with an offset, converted to UTC; one without, taken as UTC."""
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _progress(done: int, total: int) -> None:

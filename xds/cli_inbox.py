@@ -46,6 +46,9 @@ def add_parsers(sub: Any, with_config: _WithConfig) -> None:
     rec = with_config(isub.add_parser("reconcile", help="import a delivery of an unknown patient as a local patient"))
     rec.add_argument("reference")
     rec.add_argument("--patient", required=True, metavar="LOCALID", help="the local patient id (CX)")
+    rec.add_argument(
+        "--force", action="store_true", help="DICOM: file images whose ids disagree (after checking them yourself)"
+    )
 
     xdm = sub.add_parser("xdm", help="XDM packages (ITI-32): export and import ZIP files")
     xsub = xdm.add_subparsers(dest="xdm_command", required=True)
@@ -128,7 +131,7 @@ def _inbox(args: argparse.Namespace, node: Node) -> int:
     if command == "accept":
         done = node.accept_delivery(args.reference)
     elif command == "reconcile":
-        done = node.accept_delivery(args.reference, args.patient)
+        done = node.accept_delivery(args.reference, args.patient, force=args.force)
     else:
         done = node.reject_delivery(args.reference, args.reason)
     print(f"{done.reference}: {done.history[-1].detail}")
@@ -194,7 +197,7 @@ def _push(args: argparse.Namespace, node: Node) -> int:
         comment=args.comment,
         urgent=args.urgent,
         title=args.title,
-        images=study_images(node, args.study) if args.study else (),
+        images=study_images(node, args.study, str(patient)) if args.study else (),
     )
     done = push(node, order)
     print(f"{done.reference}: {done.status} ({done.transport or '-'}): {done.detail}")

@@ -25,6 +25,7 @@ IHE RAD TF-2 §4.68 (Provide and Register Imaging Document Set - MTOM/XOP), RAD 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,17 +40,31 @@ from sqlalchemy import Connection
 from xds.audit import transactions as audits
 from xds.audit.message import OUTCOME_SUCCESS
 from xds.consent.model import Requester
-from xds.dicom.identity import BSN_OID, Bucket, LocalId, classify, rewrite_bsn_only, rewrite_inbound, rewrite_outbound
+from xds.dicom.identity import (
+    BSN_OID,
+    Bucket,
+    LocalId,
+    StudyIdentity,
+    bsn_candidates,
+    classify,
+    is_declared,
+    rewrite_bsn_only,
+    rewrite_inbound,
+    rewrite_outbound,
+)
 from xds.dicom.ingest import ImagingDefaults, Scanned, manifest_submission, scan, study_manifest
 from xds.dicom.kos import build_manifest, manifest_bytes
 from xds.dicom.records import InstanceRecord, StudyRecord
 from xds.model.hl7 import CX, DTM
 from xds.model.messages import DocumentContent, ProvideAndRegisterRequest
 from xds.node import Node
+from xds.recipient.addressing import Mailbox
 from xds.recipient.model import TRANSPORT_DICOM, is_dicom
 from xds.repository import iti41
 from xds.store.audit import spool_record
 from xds.store.hooks import before_commit
+
+log = logging.getLogger("xds.imaging")
 
 LOCAL_SENDER = "local"
 """The sender of studies ingested here (the BSN report counts per sender)."""
@@ -83,6 +98,9 @@ def ingest(
     defaults: ImagingDefaults | None = None,
     sender: str = LOCAL_SENDER,
     inbound_bsn: str = "",
+    force: bool = False,
+    confirmed: bool = True,
+    on_commit: Callable[[Connection], object] | None = None,
 ) -> tuple[list[Ingested], list[str]]:
     """Ingest the DICOM files under ``paths`` for the local ``patient``; the studies done and the files skipped.
 
@@ -91,8 +109,13 @@ def ingest(
     an invented BSN; the study records that fact). ``inbound_bsn``: a received study matched to ``patient`` by
     that BSN is filed under the local id with the BSN kept (:func:`xds.dicom.identity.rewrite_inbound`).
 
-    Raises ValueError (an unknown or malformed patient, no DICOM file, a conflicting instance) or the registry's
-    :class:`~xds.errors.XDSError` when it refuses a manifest (that study is then not stored at all).
+    The images must be of that patient (:func:`check_identity`; ``force`` overrides it, for a person who checked);
+    ``confirmed=False`` (an automatic import) also refuses images carrying a BSN this node has not verified for
+    the patient. ``on_commit`` runs in the (last) study's transaction.
+
+    Raises ValueError (an unknown or malformed patient, no DICOM file, images of another patient, a conflicting
+    instance) or the registry's :class:`~xds.errors.XDSError` when it refuses a manifest (that study is then not
+    stored at all).
     """
     try:
         cx = CX.parse(patient)
@@ -111,18 +134,59 @@ def ingest(
         if inbound_bsn
         else outbound_identity(node, cx)
     )
+    if not force:
+        verified = inbound_bsn or node.bsn_of(str(cx))
+        for study_uid, members in studies.items():
+            check_identity(study_uid, members, verified=verified, confirmed=confirmed)
     done: list[Ingested] = []
     total, count = len(scanned), 0
+    last = list(studies)[-1]
     for study_uid, members in studies.items():
         done.append(
             _ingest_study(
-                node, study_uid, members, cx, defaults or node.settings.imaging_defaults, sender, rewrite, sent_as
+                node,
+                study_uid,
+                members,
+                cx,
+                defaults or node.settings.imaging_defaults,
+                sender,
+                rewrite,
+                sent_as,
+                on_commit if study_uid == last else None,
             )
         )
         count += len(members)
         if progress is not None:
             progress(count, total)
     return done, skipped
+
+
+def check_identity(study_uid: str, members: Sequence[Scanned], *, verified: str, confirmed: bool = True) -> None:
+    """Refuse a study whose images may not be of the patient they are to be filed under (ValueError): instances
+    of more than one patient (Patient ID and issuer), instances that disagree on the BSN or carry one failing the
+    11-check, a declared BSN other than the patient's verified one, and, for an automatic import
+    (``confirmed=False``), a declared BSN at all when the patient has no verified BSN to compare it with."""
+    ids = {
+        (str(s.header.get("PatientID", "") or ""), str(s.header.get("IssuerOfPatientID", "") or "")) for s in members
+    }
+    if len(ids) > 1:
+        raise ValueError(f"study {study_uid} holds instances of {len(ids)} patient ids: not filed (--force overrides)")
+    identity = classify(s.header for s in members)
+    if identity.bucket in (Bucket.INCONSISTENT, Bucket.BAD_CHECK):
+        raise ValueError(f"study {study_uid}: {identity.detail}: not filed (--force overrides)")
+    declared = _declared_bsn(identity, members)
+    if declared and verified and declared != verified:
+        raise ValueError(f"study {study_uid} carries another patient's BSN: not filed (--force overrides)")
+    if declared and not verified and not confirmed:
+        raise ValueError(f"study {study_uid} carries a BSN not verified for this patient: a person must decide")
+
+
+def _declared_bsn(identity: StudyIdentity, members: Sequence[Scanned]) -> str:
+    """The study's BSN when an issuer declares it (never a guessed one), else ``""``."""
+    if not identity.bsn:
+        return ""
+    found = [f for s in members for f in bsn_candidates(s.header) if f.value == identity.bsn]
+    return identity.bsn if any(is_declared(f) for f in found) else ""
 
 
 def outbound_identity(node: Node, patient: CX) -> tuple[Callable[[Dataset], object], str]:
@@ -144,9 +208,11 @@ def _inbound(patient: CX, bsn: str) -> Callable[[Dataset], object]:
     return lambda ds: rewrite_inbound(ds, local=local, bsn=bsn)
 
 
-def _rewritten(path: Path, rewrite: Callable[[Dataset], object]) -> bytes:
+def _rewritten(path: Path, rewrite: Callable[[Dataset], object], limit: int) -> bytes:
     """The instance at ``path`` with its patient identity rewritten (read whole: the identity sits before the
-    pixel data, and pydicom writes a file as one dataset)."""
+    pixel data, and pydicom writes a file as one dataset); ValueError beyond ``limit`` bytes."""
+    if path.stat().st_size > limit:
+        raise ValueError(f"{path}: larger than {limit} bytes (max_attachment_bytes)")
     ds = pydicom.dcmread(path)
     rewrite(ds)
     out = BytesIO()
@@ -163,6 +229,7 @@ def _ingest_study(
     sender: str,
     rewrite: Callable[[Dataset], object],
     sent_as: str,
+    on_commit: Callable[[Connection], object] | None = None,
 ) -> Ingested:
     earlier = node.imaging.study(study_uid)
     if earlier is not None and earlier.patient_id and earlier.patient_id != str(patient):
@@ -172,7 +239,7 @@ def _ingest_study(
     new: list[InstanceRecord] = []
     try:
         for s in members:
-            content = node.documents.stage_bytes([_rewritten(s.path, rewrite)])
+            content = node.documents.stage_bytes([_rewritten(s.path, rewrite, node.settings.max_attachment_bytes)])
             old = known.get(s.record.sop_instance_uid)
             if old is not None:
                 node.documents.discard([content])
@@ -193,6 +260,7 @@ def _ingest_study(
             accession=accession,
         )
         kos = build_manifest(manifest)
+        rewrite(kos)  # the manifest names the patient as its instances do
         kos_uid = str(kos.SOPInstanceUID)
         now = DTM(datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
         sub, de_id = manifest_submission(
@@ -228,10 +296,16 @@ def _ingest_study(
             "ITI-41",
         )
 
+        expected = earlier.manifest_entry_uuid if earlier else ""
+
         def within(conn: Connection) -> None:
+            if node.imaging.manifest_entry(study_uid, conn=conn) != expected:  # another ingest of it got in first
+                raise ValueError(f"study {study_uid} was changed by another ingest meanwhile: ingest it again")
             node.imaging.add(record, new, conn=conn)
             node.imaging.set_manifest(study_uid, kos_uid, de_id, conn=conn)
             node.audit.append([audit], conn=conn)
+            if on_commit is not None:
+                on_commit(conn)
 
         request = ProvideAndRegisterRequest(submission=sub, documents=((de_id, kos_content),))
         with before_commit(within):
@@ -253,9 +327,8 @@ def _ingest_study(
 def bsn_report(node: Node, *, since: datetime | None = None, by_sender: bool = False) -> dict[str, dict[str, int]]:
     """Studies per BSN bucket (per sender with ``by_sender``, else under ``"all"``), received since ``since``."""
     counts: dict[str, Counter[str]] = {}
-    for study in node.imaging.studies(since=since):
-        key = study.sender if by_sender else "all"
-        counts.setdefault(key, Counter())[study.bsn_bucket or "missing"] += 1
+    for sender, bucket, n in node.imaging.bucket_counts(since=since):
+        counts.setdefault(sender if by_sender else "all", Counter())[bucket or "missing"] += n
     return {k: dict(sorted(c.items())) for k, c in sorted(counts.items())}
 
 
@@ -269,6 +342,7 @@ class Received:
     filed: tuple[Ingested, ...]
     waiting: tuple[str, ...]
     skipped: tuple[str, ...]
+    failed: tuple[str, ...] = ()
 
 
 def match_bsn(node: Node, bsn: str) -> str:
@@ -290,13 +364,14 @@ def match_bsn(node: Node, bsn: str) -> str:
 def receive_studies(node: Node, paths: Sequence[Path], *, sender: str, mailbox: str | None = None) -> Received:
     """File received DICOM studies (a CD/DVD, a USB stick, a push) under the local patient their BSN names.
 
-    A study whose instances carry one valid BSN (in the agreed place or a known wrong one) of exactly one local
-    patient is rewritten to the local id, the BSN kept, and ingested (its BSN quality counted for ``sender``).
-    Any other study (no BSN, a BSN failing the 11-check, instances that disagree, a BSN of no or several local
-    patients) is not imported: it waits as a delivery in the unknown-patient queue (``xds inbox reconcile``),
-    unchanged, with the reason.
+    A study whose instances carry one valid BSN declared by an issuer (the agreed place or a known wrong one; a
+    bare number that only looks like a BSN is never used) of exactly one local patient, and pass
+    :func:`check_identity`, is rewritten to the local id, the BSN kept, and ingested (its BSN quality counted for
+    ``sender``). Any other study (no BSN, a BSN failing the 11-check, instances that disagree, a BSN of no or
+    several local patients) is not imported: it waits as a delivery in the unknown-patient queue (``xds inbox
+    reconcile``), unchanged, with the reason, and is counted in the BSN report already. Each study is handled
+    on its own: one that fails is listed in ``failed`` and the others go on.
     """
-    from xds.recipient import iti41 as recipient
     from xds.recipient.addressing import mailbox_named
 
     scanned, skipped = scan(paths)
@@ -308,35 +383,85 @@ def receive_studies(node: Node, paths: Sequence[Path], *, sender: str, mailbox: 
     box = mailbox_named(mailbox, node.settings.mailboxes) if mailbox else None
     filed: list[Ingested] = []
     waiting: list[str] = []
+    failed: list[str] = []
     for study_uid, members in studies.items():
-        identity = classify(s.header for s in members)
-        usable = identity.bucket in (Bucket.CORRECT, Bucket.WRONG_TAG)
-        local = match_bsn(node, identity.bsn) if usable else ""
-        if local:
-            [done], _ = ingest(node, [s.path for s in members], patient=local, sender=sender, inbound_bsn=identity.bsn)
-            filed.append(done)
-            continue
-        why = identity.detail if not usable else "the BSN belongs to no patient here (or to several)"
-        waits = StudyRecord(  # counted in the BSN report now; filed (with a patient) when a person decides
-            study_uid=study_uid,
-            patient_id="",
-            sender=sender,
-            bsn_bucket=str(identity.bucket),
-            bsn_detail=f"{identity.detail}; waiting: {why}",
-        )
-        if node.imaging.study(study_uid) is None:
-            node.imaging.add(waits, [])
-        request = _waiting_request(node, study_uid, members, sender, why)
         try:
-            planned = recipient.plan(
-                request, node.recipient_context(), transport=TRANSPORT_DICOM, sender=sender, mailbox=box, strict=False
+            identity = classify(s.header for s in members)
+            declared = _declared_bsn(identity, members)
+            local = match_bsn(node, declared) if identity.bucket in (Bucket.CORRECT, Bucket.WRONG_TAG) else ""
+            if local:
+                try:
+                    [done], _ = ingest(
+                        node, [s.path for s in members], patient=local, sender=sender, inbound_bsn=declared
+                    )
+                except ValueError as exc:  # the images do not hold together: a person decides
+                    waiting += _wait(node, study_uid, members, sender, identity, str(exc), box)
+                else:
+                    filed.append(done)
+                continue
+            why = (
+                identity.detail
+                if identity.bucket not in (Bucket.CORRECT, Bucket.WRONG_TAG)
+                else "no BSN declared by an issuer"
+                if not declared
+                else "the BSN belongs to no patient here (or to several)"
             )
-        except BaseException:
-            node.documents.discard(c for _, c in request.documents)
-            raise
-        receipt = recipient.store(node.recipient_context(), [planned])
-        waiting += [d.reference for d in receipt.deliveries] or [ref for ref, _ in planned.resent]
-    return Received(tuple(filed), tuple(waiting), tuple(skipped))
+            waiting += _wait(node, study_uid, members, sender, identity, why, box)
+        except Exception as exc:
+            log.exception("study %s could not be imported", study_uid)
+            failed.append(f"study {study_uid}: {exc}")
+    return Received(tuple(filed), tuple(waiting), tuple(skipped), tuple(failed))
+
+
+def _wait(
+    node: Node,
+    study_uid: str,
+    members: list[Scanned],
+    sender: str,
+    identity: StudyIdentity,
+    why: str,
+    box: Mailbox | None,
+) -> list[str]:
+    """Put a study in the unknown-patient queue (audited), and count it in the BSN report."""
+    from xds.recipient import iti41 as recipient
+
+    request = _waiting_request(node, study_uid, members, sender, why)
+    ctx = node.recipient_context()
+    try:
+        planned = recipient.plan(request, ctx, transport=TRANSPORT_DICOM, sender=sender, mailbox=box, strict=False)
+    except BaseException:
+        node.documents.discard(c for _, c in request.documents)
+        raise
+    receipt = recipient.store(ctx, [planned])
+    references = [d.reference for d in receipt.deliveries] or [ref for ref, _ in planned.resent]
+    if node.imaging.study(study_uid) is None:  # counted now; filed (with a patient) when a person decides
+        node.imaging.add(
+            StudyRecord(
+                study_uid=study_uid,
+                patient_id="",
+                sender=sender,
+                bsn_bucket=str(identity.bucket),
+                bsn_detail=f"{identity.detail}; waiting: {why}",
+            ),
+            [],
+        )
+    node.audit.append(
+        [
+            spool_record(
+                audits.push_event(
+                    node=node.audit_node,
+                    type_code=audits.DICOM_IMPORT,
+                    time=datetime.now(UTC),
+                    outcome=OUTCOME_SUCCESS,
+                    export=False,
+                    peer=sender,
+                    description=f"study {study_uid} waits as {', '.join(references)}: {why}"[:500],
+                ),
+                audits.DICOM_IMPORT.code,
+            )
+        ]
+    )
+    return references
 
 
 def _waiting_request(
@@ -381,9 +506,11 @@ def _waiting_request(
     return ProvideAndRegisterRequest(submission=submission, documents=tuple(documents))
 
 
-def accept_study(node: Node, reference: str, patient: str) -> Ingested:
+def accept_study(node: Node, reference: str, patient: str, *, confirmed: bool = True, force: bool = False) -> Ingested:
     """File a DICOM delivery under the local ``patient`` (``xds inbox accept`` / ``reconcile``): its instances
-    are ingested like a study of ours (stored as they will leave the node, one manifest per study)."""
+    are ingested like a study of ours (stored as they will leave the node, one manifest), and the delivery is
+    marked accepted, with its audit record, in the same transaction. ``confirmed``: a person chose the patient
+    (reconcile); an automatic import refuses images whose BSN this node has not verified for the patient."""
     from xds.recipient.model import ACCEPTED, OPEN_STATUSES
 
     delivery = node.inbox.get(reference)
@@ -394,10 +521,36 @@ def accept_study(node: Node, reference: str, patient: str) -> Ingested:
     if delivery.status not in OPEN_STATUSES:
         raise ValueError(f"delivery {reference} is {delivery.status} already")
     paths = [node.documents.path(d.sha256) for d in delivery.documents]
-    [done], _ = ingest(node, paths, patient=patient, sender=delivery.sender)
-    node.inbox.set_status(
-        reference, ACCEPTED, f"filed under patient {patient} as study {done.study_uid}", local_patient_id=patient
+    found, _ = scan(paths)
+    studies = {s.record.study_uid for s in found}
+    if len(studies) != 1:
+        raise ValueError(f"delivery {reference} holds {len(studies)} studies: import them with xds dicom ingest")
+    detail = f"filed under patient {patient} as study {next(iter(studies))}"
+    record = spool_record(
+        audits.push_event(
+            node=node.audit_node,
+            type_code=audits.INBOX_ACCEPT,
+            time=datetime.now(UTC),
+            outcome=OUTCOME_SUCCESS,
+            export=False,
+            peer=delivery.sender,
+            patient_ids=(patient,),
+            submission_set_id=delivery.submission_set_uid,
+            description=f"{reference}: {detail}",
+        )
     )
+
+    def settle(conn: Connection) -> None:
+        node.inbox.set_status(reference, ACCEPTED, detail, local_patient_id=patient, conn=conn)
+        node.audit.append([record], conn=conn)
+
+    try:
+        [done], _ = ingest(
+            node, paths, patient=patient, sender=delivery.sender, confirmed=confirmed, force=force, on_commit=settle
+        )
+    except Exception as exc:
+        node.inbox.note(reference, "import-failed", f"not filed: {exc}")
+        raise
     return done
 
 

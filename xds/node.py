@@ -297,7 +297,7 @@ class Node:
             auto_import=self.accept_delivery,
         )
 
-    def accept_delivery(self, reference: str, patient: str | None = None) -> Delivery:
+    def accept_delivery(self, reference: str, patient: str | None = None, *, force: bool = False) -> Delivery:
         """Import a delivery into this node's registry and repository (``patient``: reconcile it to that local
         patient first). The delivery becomes accepted in the registry's transaction, with its audit record.
 
@@ -311,7 +311,7 @@ class Node:
         if is_dicom(delivery):  # images: filed as a study (one manifest), not registered document by document
             from xds.imaging import accept_study
 
-            accept_study(self, reference, local)
+            accept_study(self, reference, local, confirmed=patient is not None, force=force)
             filed = self.inbox.get(reference)
             assert filed is not None
             return filed

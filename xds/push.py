@@ -84,12 +84,16 @@ class Refused(Exception):
     """The recipient answered and refused the submission (not worth retrying or mailing)."""
 
 
-def study_images(node: Node, study_uid: str) -> list[tuple[str, Path]]:
-    """The stored instances of a study, ready to leave the node (stored with the outbound patient identity,
-    :mod:`xds.imaging`): (SOP Instance UID, file). ValueError when the study is not held here."""
+def study_images(node: Node, study_uid: str, patient: str) -> list[tuple[str, Path]]:
+    """The stored instances of ``patient``'s study, ready to leave the node (stored with the outbound patient
+    identity, :mod:`xds.imaging`): (SOP Instance UID, file). ValueError when the study is not held here, or is
+    another patient's (a push must not send one patient's images under another's id)."""
+    study = node.imaging.study(study_uid)
     instances = node.imaging.study_instances(study_uid)
-    if not instances:
+    if study is None or not instances:
         raise ValueError(f"no study {study_uid} is held here (xds dicom ingest)")
+    if study.patient_id not in (patient, *node.store.patients_with_alias(patient)):
+        raise ValueError(f"study {study_uid} is not of patient {patient}")
     return [(i.sop_instance_uid, node.documents.path(i.sha256)) for i in instances]
 
 
@@ -184,6 +188,8 @@ def push(
             raise ValueError(f"{path}: no such file")
     if not order.files and not order.images:
         raise ValueError("nothing to push: name at least one file or a study")
+    if order.files and order.images:  # the receiver files a push of images as a study: send documents apart
+        raise ValueError("push a study on its own (files and a study go as two pushes)")
     sub, files = build(order)
     ss = sub.submission_sets[0]
     reference = f"P-{secrets.token_hex(5)}"

@@ -329,7 +329,8 @@ def test_outbound_without_bsn() -> None:
     assert (ds.PatientID, ds.TypeOfPatientID, "IssuerOfPatientID" in ds) == ("MRN-0042", "TEXT", False)
     [q] = ds.IssuerOfPatientIDQualifiersSequence
     assert (q.UniversalEntityID, q.UniversalEntityIDType) == (HOSPITAL_OID, "ISO")
-    assert _items(ds) == [(BSN, "BSN"), ("1234", "")]  # nothing removed, no BSN added
+    assert _items(ds) == [("1234", "")]  # the unverified BSN item removed, no BSN added, other ids kept
+    assert bsn_candidates(ds) == []
 
 
 @pytest.mark.parametrize("bsn", [None, ""])
@@ -346,7 +347,8 @@ def test_outbound_without_bsn_writes_the_namespace() -> None:
     ds = wrong_pid_issuer()
     rewrite_outbound(ds, bsn=None, local=LocalId("MRN-0042", HOSPITAL_OID, "STJANSDAL"))
     assert (ds.PatientID, ds.IssuerOfPatientID) == ("MRN-0042", "STJANSDAL")
-    assert _items(ds) == [(BSN, "NLMINBIZA")]  # the previous (unverified) id stays, as an item
+    assert _items(ds) == []  # the previous Patient ID was an (unverified) BSN: it does not leave
+    assert bsn_candidates(ds) == []
 
 
 @pytest.mark.parametrize("bsn", [BAD, "12345678X", "1234567", "0000000000", "000000000"])

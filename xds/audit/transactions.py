@@ -90,6 +90,7 @@ ITI_80: Final = Code("ITI-80", "IHE Transactions", "Cross-Gateway Document Provi
 INBOX_ACCEPT: Final = Code("inbox-accept", "urn:xds-node:audit", "Delivery imported from a mailbox")
 INBOX_REJECT: Final = Code("inbox-reject", "urn:xds-node:audit", "Delivery rejected")
 NOTIFICATION: Final = Code("notification", "urn:xds-node:audit", "Delivery notification mailed")
+DICOM_IMPORT: Final = Code("dicom-import", "urn:xds-node:audit", "Received DICOM study waits for its patient")
 PUSH: Final = Code("push", "urn:xds-node:audit", "Push sent")
 EVENT_USER_AUTHENTICATION: Final = Code("110114", "DCM", "User Authentication")
 LOGIN: Final = Code("110122", "DCM", "Login")

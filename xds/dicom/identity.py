@@ -176,6 +176,15 @@ _RULES: Final[dict[tuple[_Source, _Issuer], _Rule]] = {  # "accept" sees the val
 """(where, issuer grade) -> how a value there counts; pairs not listed are not BSN candidates."""
 
 
+GUESSED_PLACES: Final = ("PatientID (no issuer)", "OtherPatientIDs", "PatientComments")
+"""Places where a BSN is only guessed (no issuer declares it): reported, never used to match a patient."""
+
+
+def is_declared(found: Found) -> bool:
+    """True when ``found`` sits where an issuer declares it a BSN (agreed or named), not in a guessed place."""
+    return not found.place.startswith(GUESSED_PLACES)
+
+
 def bsn_candidates(ds: Dataset) -> list[Found]:
     """Every place in ``ds`` that holds a BSN candidate, preferred places first.
 
@@ -329,13 +338,13 @@ def rewrite_outbound(ds: Dataset, *, bsn: str | None, local: LocalId) -> bool:
 
     With ``bsn`` (``""`` counts as none): Patient ID = BSN with issuer ``NLMINBIZA`` and qualifiers
     ``2.16.840.1.113883.2.4.6.3``/``ISO``/``NNNLD``; the sequence gets one BSN item and one item for the
-    hospital id. Without: Patient ID = ``local.id`` with the hospital OID; no item is removed and no BSN is
-    added (a BSN already in the sequence stays, as does the previous Patient ID as an item).
+    hospital id. Without: Patient ID = ``local.id`` with the hospital OID, and every BSN the instance carried
+    (a BSN-issued item or Patient ID) is removed: an unverified BSN never leaves the node; other ids stay.
     Return ``True`` when a BSN was written; raise ``ValueError`` when ``bsn`` fails the 11-check.
     """
     mine = _Id(local.id, local.oid, local.namespace)
-    if not bsn:
-        _rewrite(ds, primary=mine, items=())
+    if not bsn:  # no verified BSN: none may leave, not even one the instance carried already
+        _rewrite(ds, primary=mine, items=(), drop=BSN_OID)
         return False
     theirs = _bsn_id(bsn)
     _rewrite(ds, primary=theirs, items=(theirs, mine))
@@ -367,13 +376,16 @@ def _bsn_id(bsn: str) -> _Id:
     return _Id(value, BSN_OID, BSN_ISSUER, BSN_TYPE_CODE)
 
 
-def _rewrite(ds: Dataset, *, primary: _Id, items: tuple[_Id, ...]) -> None:
-    """Write ``primary`` as Patient ID and ``items`` into the sequence, keeping the previous Patient ID."""
+def _rewrite(ds: Dataset, *, primary: _Id, items: tuple[_Id, ...], drop: str = "") -> None:
+    """Write ``primary`` as Patient ID and ``items`` into the sequence, keeping the previous Patient ID; ids of
+    the authority ``drop`` are removed."""
     existing = list(ds.get(_SEQ) or ())
     if len(existing) > _MAX_ITEMS:
         raise ValueError(f"{len(existing)} Other Patient IDs Sequence items exceed the limit of {_MAX_ITEMS}")
-    replaced = {x.oid for x in items}
+    replaced = {x.oid for x in items} | ({drop} if drop else set())
     previous = _copy_id(ds)
+    if previous is not None and drop and _authority(previous) == drop:
+        previous = None
     kept = [item for item in existing if _authority(item) not in replaced]
     values = {primary.value, *(x.value for x in items)}
     if previous is not None and not _redundant(previous, kept, replaced | {primary.oid}, values):
@@ -420,12 +432,14 @@ __all__ = [
     "BSN_ISSUER",
     "BSN_OID",
     "BSN_TYPE_CODE",
+    "GUESSED_PLACES",
     "Bucket",
     "Found",
     "LocalId",
     "StudyIdentity",
     "bsn_candidates",
     "classify",
+    "is_declared",
     "rewrite_bsn_only",
     "rewrite_inbound",
     "rewrite_outbound",

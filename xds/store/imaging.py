@@ -60,6 +60,8 @@ class SqlImaging:
                 "updated": now,
             }
             exists = c.execute(select(STUDY.c.study_uid).where(STUDY.c.study_uid == study.study_uid)).first()
+            if exists is not None:  # who sent the study and how it carried the BSN stay as first seen
+                values = {k: v for k, v in values.items() if k not in ("sender", "bsn_bucket", "bsn_detail")}
             if exists is None:
                 c.execute(
                     insert(STUDY).values(
@@ -113,6 +115,11 @@ class SqlImaging:
         with self._store.writing() as own:
             own.execute(stmt)
 
+    def manifest_entry(self, study_uid: str, *, conn: Connection) -> str:
+        """The study's current manifest entryUUID as ``conn``'s transaction sees it (``""``: none or no study)."""
+        found = conn.execute(select(STUDY.c.manifest_entry_uuid).where(STUDY.c.study_uid == study_uid)).scalar()
+        return str(found or "")
+
     def study(self, study_uid: str) -> StudyRecord | None:
         """A study, or None."""
         with self._store.engine.connect() as conn:
@@ -137,6 +144,14 @@ class SqlImaging:
                     }
                 )
         return found
+
+    def bucket_counts(self, *, since: datetime | None = None) -> list[tuple[str, str, int]]:
+        """(sender, BSN bucket, studies) received since ``since``, counted by the database."""
+        stmt = select(STUDY.c.sender, STUDY.c.bsn_bucket, func.count()).group_by(STUDY.c.sender, STUDY.c.bsn_bucket)
+        if since is not None:
+            stmt = stmt.where(STUDY.c.received >= stamp(since))
+        with self._store.engine.connect() as conn:
+            return [(str(r[0]), str(r[1]), int(r[2])) for r in conn.execute(stmt)]
 
     def studies(self, *, since: datetime | None = None) -> list[StudyRecord]:
         """Every study (received since ``since``), oldest first."""
