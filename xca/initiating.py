@@ -41,7 +41,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio
 from lxml import etree
@@ -422,7 +422,7 @@ async def retrieve_imaging(
             community = remote.get(home)
             assert community is not None
             timeout = min(community.timeout or ctx.timeout, ctx.deadline)
-            calls[home] = _remote_retrieve_imaging(ctx, community, sub, timeout, new_file, headers[home])
+            calls[home] = _remote_retrieve(ctx, community, sub, timeout, new_file, headers[home])
     answers = await _gather(calls, ctx.deadline - (time.monotonic() - started))
     refs = {
         h: [DocumentRef(d.document.document_unique_id, d.document.repository_unique_id, h) for d in docs]
@@ -464,38 +464,22 @@ def _merged_retrieve(
 async def _remote_retrieve(
     ctx: InitiatingContext,
     community: Community,
-    request: RetrieveRequest,
+    request: RetrieveRequest | ImagingRetrieveRequest,
     timeout: float,
     new_file: Callable[[], StagedFile],
     security: bytes | None = None,
 ) -> RetrieveResponse:
-    got = await ctx.client.cross_gateway_retrieve(
-        community,
-        request,
-        timeout=timeout,
-        new_file=new_file,
-        max_document_bytes=ctx.max_document_bytes,
-        security=security,
-    )
-    return _staged_response(got)
-
-
-async def _remote_retrieve_imaging(
-    ctx: InitiatingContext,
-    community: Community,
-    request: ImagingRetrieveRequest,
-    timeout: float,
-    new_file: Callable[[], StagedFile],
-    security: bytes | None = None,
-) -> RetrieveResponse:
-    got = await ctx.client.cross_gateway_retrieve_imaging(
-        community,
-        request,
-        timeout=timeout,
-        new_file=new_file,
-        max_document_bytes=ctx.max_document_bytes,
-        security=security,
-    )
+    """ITI-39 (documents) or RAD-75 (DICOM instances) to one community, its documents staged."""
+    options: dict[str, Any] = {
+        "timeout": timeout,
+        "new_file": new_file,
+        "max_document_bytes": ctx.max_document_bytes,
+        "security": security,
+    }
+    if isinstance(request, ImagingRetrieveRequest):
+        got = await ctx.client.cross_gateway_retrieve_imaging(community, request, **options)
+    else:
+        got = await ctx.client.cross_gateway_retrieve(community, request, **options)
     return _staged_response(got)
 
 
