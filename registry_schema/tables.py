@@ -366,8 +366,8 @@ class PushEventRow(Base):
 
 
 class ImagingStudyRow(Base):
-    """A DICOM study this node holds (XDS-I.b): its patient, its current KOS manifest in the registry, and how
-    well its instances carried the BSN (``bsn_bucket``, see :mod:`xds.dicom.identity`)."""
+    """A DICOM study this node holds (XDS-I.b): its patient, its current KOS manifest in the registry, how well its
+    instances carried the BSN (``bsn_bucket``, see :mod:`xds.dicom.identity`) and the form they are stored in."""
 
     __tablename__ = "imaging_study"
 
@@ -379,6 +379,9 @@ class ImagingStudyRow(Base):
     sender: Mapped[str] = mapped_column(String(256), index=True)
     bsn_bucket: Mapped[str] = mapped_column(String(16))
     bsn_detail: Mapped[str] = mapped_column(Text)
+    stored_form: Mapped[str] = mapped_column(String(16), server_default="outbound")
+    """``outbound``: the instances are stored as they leave (BSN policy applied); ``local``: filed under the
+    local id (a received study), rewritten when they leave."""
     received: Mapped[str] = mapped_column(String(32), index=True)
     updated: Mapped[str] = mapped_column(String(32))
 

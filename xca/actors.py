@@ -22,6 +22,7 @@ from xca.responding import responding_actor
 from xds.audit import transactions as tx
 from xds.dicom import rad69
 from xds.ebrim import messages, xdsb, xdsi
+from xds.imaging import leaving
 from xds.node import Node
 from xds.registry import iti18
 from xds.repository import iti43
@@ -77,7 +78,11 @@ def initiating_actor(node: Node) -> SoapActor:
     async def retrieve_imaging(req: SoapRequest) -> MtomReply:
         request = xdsi.imaging_retrieve_request(req.body)
         answer = await initiating.retrieve_imaging(request, ctx, req.requester, req.assertion)
-        return await anyio.to_thread.run_sync(retrieve_parts, answer, node.documents)
+
+        def parts() -> MtomReply:
+            return retrieve_parts(leaving(node, answer), node.documents)
+
+        return await anyio.to_thread.run_sync(parts)
 
     return node_actor(
         node,

@@ -16,6 +16,7 @@ from xds.audit import transactions as tx
 from xds.dicom import rad69
 from xds.ebrim import messages, xdsb, xdsi
 from xds.errors import MissingHomeCommunityId, UnknownCommunity
+from xds.imaging import leaving
 from xds.model.messages import RegistryResponse
 from xds.node import Node
 from xds.recipient import iti41 as recipient
@@ -89,7 +90,7 @@ def responding_actor(node: Node) -> SoapActor:
             if home != node.home_community_id:
                 raise UnknownCommunity(f"homeCommunityId {home} is not this community", location=home)
         answer = rad69.retrieve_imaging(request, imaging_ctx, req.requester, home_community_id=node.home_community_id)
-        return retrieve_parts(answer, node.documents)
+        return retrieve_parts(leaving(node, answer), node.documents)
 
     recipient_requires_xua = "recipient" in node.settings.xua_required
 

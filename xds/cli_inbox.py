@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -187,6 +189,7 @@ def _push(args: argparse.Namespace, node: Node) -> int:
         patient = CX.parse(args.patient)
     except ValueError as exc:
         raise KeyError(f"--patient {args.patient!r}: {exc}") from None
+    scratch = node.settings.data_path / "tmp" / f"push-study-{uuid.uuid4().hex}"
     order = PushOrder(
         recipient=args.to,
         patient=patient,
@@ -197,9 +200,12 @@ def _push(args: argparse.Namespace, node: Node) -> int:
         comment=args.comment,
         urgent=args.urgent,
         title=args.title,
-        images=study_images(node, args.study, str(patient)) if args.study else (),
+        images=study_images(node, args.study, str(patient), scratch=scratch) if args.study else (),
     )
-    done = push(node, order)
+    try:
+        done = push(node, order)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     print(f"{done.reference}: {done.status} ({done.transport or '-'}): {done.detail}")
     return 0 if done.status in ("delivered", "mailed") else 1
 

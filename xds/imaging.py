@@ -56,7 +56,7 @@ from xds.dicom.ingest import ImagingDefaults, Scanned, manifest_submission, scan
 from xds.dicom.kos import build_manifest, manifest_bytes
 from xds.dicom.records import InstanceRecord, StudyRecord
 from xds.model.hl7 import CX, DTM
-from xds.model.messages import DocumentContent, ProvideAndRegisterRequest
+from xds.model.messages import DocumentContent, ProvideAndRegisterRequest, RetrievedDocument, RetrieveResponse
 from xds.node import Node
 from xds.recipient.addressing import Mailbox
 from xds.recipient.model import TRANSPORT_DICOM, is_dicom
@@ -130,10 +130,11 @@ def ingest(
     for s in scanned:
         studies.setdefault(s.record.study_uid, []).append(s)
     rewrite, sent_as = (
-        (_inbound(cx, inbound_bsn), "filed under the local id, BSN kept")
+        (_inbound(cx, inbound_bsn), "the local id, BSN kept (rewritten with the BSN policy when it leaves)")
         if inbound_bsn
         else outbound_identity(node, cx)
     )
+    form = "local" if inbound_bsn else "outbound"
     if not force:
         verified = inbound_bsn or node.bsn_of(str(cx))
         for study_uid, members in studies.items():
@@ -153,6 +154,7 @@ def ingest(
                 rewrite,
                 sent_as,
                 on_commit if study_uid == last else None,
+                form,
             )
         )
         count += len(members)
@@ -208,7 +210,7 @@ def _inbound(patient: CX, bsn: str) -> Callable[[Dataset], object]:
     return lambda ds: rewrite_inbound(ds, local=local, bsn=bsn)
 
 
-def _rewritten(path: Path, rewrite: Callable[[Dataset], object], limit: int) -> bytes:
+def rewritten(path: Path, rewrite: Callable[[Dataset], object], limit: int) -> bytes:
     """The instance at ``path`` with its patient identity rewritten (read whole: the identity sits before the
     pixel data, and pydicom writes a file as one dataset); ValueError beyond ``limit`` bytes."""
     if path.stat().st_size > limit:
@@ -230,16 +232,19 @@ def _ingest_study(
     rewrite: Callable[[Dataset], object],
     sent_as: str,
     on_commit: Callable[[Connection], object] | None = None,
+    form: str = "outbound",
 ) -> Ingested:
     earlier = node.imaging.study(study_uid)
     if earlier is not None and earlier.patient_id and earlier.patient_id != str(patient):
         raise ValueError(f"study {study_uid} is stored for another patient ({earlier.patient_id})")
+    if earlier is not None and earlier.patient_id and earlier.stored_form != form:
+        raise ValueError(f"study {study_uid} is stored in {earlier.stored_form} form: add instances the same way")
     known = {i.sop_instance_uid: i for i in node.imaging.study_instances(study_uid)}
     staged: list[DocumentContent] = []
     new: list[InstanceRecord] = []
     try:
         for s in members:
-            content = node.documents.stage_bytes([_rewritten(s.path, rewrite, node.settings.max_attachment_bytes)])
+            content = node.documents.stage_bytes([rewritten(s.path, rewrite, node.settings.max_attachment_bytes)])
             old = known.get(s.record.sop_instance_uid)
             if old is not None:
                 node.documents.discard([content])
@@ -281,7 +286,8 @@ def _ingest_study(
             accession=accession,
             sender=sender,
             bsn_bucket=str(identity.bucket),
-            bsn_detail=f"{identity.detail}; stored and sent with {sent_as}",
+            bsn_detail=f"{identity.detail}; stored with {sent_as}",
+            stored_form=form,
         )
         kos_content = node.documents.stage_bytes([manifest_bytes(kos)])
         audit = spool_record(
@@ -324,6 +330,36 @@ def _ingest_study(
     )
 
 
+def leaving(node: Node, answer: RetrieveResponse) -> RetrieveResponse:
+    """A RAD-69 / RAD-75 answer whose instances of received studies (stored under the local id) are rewritten as
+    they leave the node (:func:`outbound_identity`: the verified BSN as Patient ID, else the hospital id, never an
+    unverified BSN), each into a staged copy the answer consumes. Instances stored in outbound form go as they
+    are, byte for byte."""
+    ours = [d for d in answer.documents if not d.content.ref]
+    if not ours:
+        return answer
+    instances = node.imaging.instances([d.document_unique_id for d in ours])
+    studies = {uid: node.imaging.study(uid) for uid in {i.study_uid for i in instances.values()}}
+    out: list[RetrievedDocument] = []
+    staged: list[DocumentContent] = []
+    try:
+        for d in answer.documents:
+            instance = instances.get(d.document_unique_id) if not d.content.ref else None
+            study = studies.get(instance.study_uid) if instance is not None else None
+            if instance is None or study is None or study.stored_form != "local" or not study.patient_id:
+                out.append(d)
+                continue
+            rewrite, _ = outbound_identity(node, CX.parse(study.patient_id))
+            data = rewritten(node.documents.path(instance.sha256), rewrite, node.settings.max_attachment_bytes)
+            content = node.documents.stage_bytes([data])
+            staged.append(content)
+            out.append(dataclasses.replace(d, content=content))
+    except BaseException:
+        node.documents.discard(staged)
+        raise
+    return dataclasses.replace(answer, documents=tuple(out))
+
+
 def bsn_report(node: Node, *, since: datetime | None = None, by_sender: bool = False) -> dict[str, dict[str, int]]:
     """Studies per BSN bucket (per sender with ``by_sender``, else under ``"all"``), received since ``since``."""
     counts: dict[str, Counter[str]] = {}
@@ -332,7 +368,7 @@ def bsn_report(node: Node, *, since: datetime | None = None, by_sender: bool = F
     return {k: dict(sorted(c.items())) for k, c in sorted(counts.items())}
 
 
-__all__ = ["LOCAL_SENDER", "Ingested", "bsn_report", "ingest"]
+__all__ = ["LOCAL_SENDER", "Ingested", "bsn_report", "ingest", "leaving", "outbound_identity", "rewritten"]
 
 
 @dataclass(frozen=True, slots=True)

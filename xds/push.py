@@ -84,16 +84,28 @@ class Refused(Exception):
     """The recipient answered and refused the submission (not worth retrying or mailing)."""
 
 
-def study_images(node: Node, study_uid: str, patient: str) -> list[tuple[str, Path]]:
+def study_images(node: Node, study_uid: str, patient: str, *, scratch: Path) -> list[tuple[str, Path]]:
     """The stored instances of ``patient``'s study, ready to leave the node (stored with the outbound patient
     identity, :mod:`xds.imaging`): (SOP Instance UID, file). ValueError when the study is not held here, or is
-    another patient's (a push must not send one patient's images under another's id)."""
+    another patient's (a push must not send one patient's images under another's id). Instances of a received
+    study are written to ``scratch`` rewritten as they leave (the caller removes it)."""
     study = node.imaging.study(study_uid)
     instances = node.imaging.study_instances(study_uid)
     if study is None or not instances:
         raise ValueError(f"no study {study_uid} is held here (xds dicom ingest)")
     if study.patient_id not in (patient, *node.store.patients_with_alias(patient)):
         raise ValueError(f"study {study_uid} is not of patient {patient}")
+    if study.stored_form == "local":  # a received study, filed under the local id: rewritten as it leaves
+        from xds.imaging import outbound_identity, rewritten
+
+        rewrite, _ = outbound_identity(node, CX.parse(study.patient_id))
+        scratch.mkdir(parents=True, exist_ok=True)
+        copies = []
+        for i in instances:
+            copy = scratch / f"{i.sop_instance_uid}.dcm"
+            copy.write_bytes(rewritten(node.documents.path(i.sha256), rewrite, node.settings.max_attachment_bytes))
+            copies.append((i.sop_instance_uid, copy))
+        return copies
     return [(i.sop_instance_uid, node.documents.path(i.sha256)) for i in instances]
 
 

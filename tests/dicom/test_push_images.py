@@ -48,7 +48,7 @@ def test_a_pushed_study_is_filed_as_images_at_the_receiver(node: Node, receiver:
         assert node.store.add_community(
             {"home_community_id": RECEIVER_HOME, "name": "b", "push_url": f"{base}/xdr/recipient"}
         )
-        images = study_images(node, sent.study_uid, str(PATIENT))
+        images = study_images(node, sent.study_uid, str(PATIENT), scratch=tmp_path / "scratch")
         done = push(node, PushOrder(recipient="b", patient=PATIENT, files=(), images=images, comment="ter beoordeling"))
     assert done.status == DELIVERED, done.detail
     [delivery] = receiver.inbox.listing(status=None)
@@ -61,8 +61,8 @@ def test_a_pushed_study_is_filed_as_images_at_the_receiver(node: Node, receiver:
     study_record = receiver.imaging.study(sent.study_uid)
     assert study_record is not None and study_record.manifest_unique_id  # one manifest registered there
     with pytest.raises(ValueError, match="no study"):
-        study_images(node, "1.2.3.999", str(PATIENT))
+        study_images(node, "1.2.3.999", str(PATIENT), scratch=tmp_path / "scratch")
     with pytest.raises(ValueError, match="is not of patient"):
-        study_images(node, sent.study_uid, "someone-else^^^&1.2.3&ISO")
+        study_images(node, sent.study_uid, "someone-else^^^&1.2.3&ISO", scratch=tmp_path / "scratch")
     with pytest.raises(ValueError, match="on its own"):
         push(node, PushOrder(recipient="b", patient=PATIENT, files=(tmp_path / "s" / "ct0.dcm",), images=images))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
 
 import pydicom
@@ -195,3 +196,26 @@ def test_a_concurrent_ingest_of_the_same_study_is_refused_not_doubled(
     with pytest.raises(ValueError, match="changed by another ingest"):
         ingest(node, [tmp_path / "t"], patient=str(PATIENT))
     assert node.imaging.count() == 1
+
+
+def test_a_received_study_leaves_with_the_bsn_policy_applied(node: Node, tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from tests.dicom.test_rad69 import ask
+    from xds.app import create_app
+
+    node.store.add_patient(str(PATIENT))
+    node.store.add_alias(str(PATIENT), BSN_ID)
+    paths = study(tmp_path / "s", 1)
+    with_identity(paths, patient_id=BSN)
+    [filed] = receive_studies(node, [tmp_path / "s"], sender="Ziekenhuis Oost").filed
+    [instance] = node.imaging.study_instances(filed.study_uid)
+    stored = pydicom.dcmread(node.documents.path(instance.sha256))
+    assert stored.PatientID == PATIENT.id_number  # filed under the local id
+    with TestClient(create_app(node)) as client:
+        answer = ask(client, node, [pydicom.dcmread(paths[0])])
+    [sent] = answer.attachments.values()
+    out = pydicom.dcmread(BytesIO(sent))
+    assert out.PatientID == BSN and out.IssuerOfPatientID == "NLMINBIZA"  # leaves with the verified BSN
+    assert out.PixelData == stored.PixelData
+    assert not [p for p in node.documents.staging_root.rglob("*.part")]  # the rewritten copy is gone

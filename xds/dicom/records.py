@@ -34,6 +34,8 @@ class StudyRecord:
     sender: str = "local"
     bsn_bucket: str = ""
     bsn_detail: str = ""
+    stored_form: str = "outbound"
+    """``outbound``: stored as the instances leave; ``local``: filed under the local id, rewritten on the way out."""
     received: datetime | None = None
 
 

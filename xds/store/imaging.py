@@ -57,11 +57,15 @@ class SqlImaging:
                 "sender": study.sender[:256],
                 "bsn_bucket": study.bsn_bucket,
                 "bsn_detail": study.bsn_detail,
+                "stored_form": study.stored_form,
                 "updated": now,
             }
-            exists = c.execute(select(STUDY.c.study_uid).where(STUDY.c.study_uid == study.study_uid)).first()
+            exists = c.execute(
+                select(STUDY.c.study_uid, STUDY.c.patient_id).where(STUDY.c.study_uid == study.study_uid)
+            ).first()
             if exists is not None:  # who sent the study and how it carried the BSN stay as first seen
-                values = {k: v for k, v in values.items() if k not in ("sender", "bsn_bucket", "bsn_detail")}
+                keep = ("sender", "bsn_bucket", "bsn_detail", "stored_form") if exists.patient_id else ("sender",)
+                values = {k: v for k, v in values.items() if k not in keep}
             if exists is None:
                 c.execute(
                     insert(STUDY).values(
@@ -199,6 +203,7 @@ def _study(r: Any) -> StudyRecord:
         sender=r.sender,
         bsn_bucket=r.bsn_bucket,
         bsn_detail=r.bsn_detail,
+        stored_form=r.stored_form,
         received=datetime.fromisoformat(r.received),
     )
 

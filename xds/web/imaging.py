@@ -8,6 +8,7 @@ from __future__ import annotations
 from xds.audit import transactions as tx
 from xds.dicom import rad69
 from xds.ebrim import xdsb, xdsi
+from xds.imaging import leaving
 from xds.node import Node
 from xds.soap.wsdl import imaging_wsdl
 from xds.web import audits
@@ -33,7 +34,8 @@ def imaging_actor(node: Node) -> SoapActor:
 
     def retrieve(req: SoapRequest) -> MtomReply:
         request = xdsi.imaging_retrieve_request(req.body)
-        return retrieve_parts(rad69.retrieve_imaging(request, ctx, req.requester), node.documents)
+        answer = leaving(node, rad69.retrieve_imaging(request, ctx, req.requester))
+        return retrieve_parts(answer, node.documents)
 
     return node_actor(
         node,

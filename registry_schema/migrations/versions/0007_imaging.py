@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("sender", sa.String(256), nullable=False),
         sa.Column("bsn_bucket", sa.String(16), nullable=False),
         sa.Column("bsn_detail", sa.Text(), nullable=False),
+        sa.Column("stored_form", sa.String(16), nullable=False, server_default="outbound"),
         sa.Column("received", sa.String(32), nullable=False),
         sa.Column("updated", sa.String(32), nullable=False),
         sa.PrimaryKeyConstraint("study_uid", name="pk_imaging_study"),
