@@ -14,7 +14,7 @@ ITI TF-2 §3.18.4.1.2.3.7 (the parameters each stored query filters on).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, MetaData, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 _NAMING = {
@@ -281,6 +281,18 @@ class DeliveryRow(Base):
     recipients: Mapped[str] = mapped_column(Text)
     metadata_xml: Mapped[str] = mapped_column(Text)
     digest_id: Mapped[int | None] = mapped_column(_KEY, index=True)
+
+    __table_args__ = (
+        # one live delivery per mailbox and SubmissionSet: a concurrent identical push becomes a re-send
+        Index(
+            "uq_delivery_resend",
+            "mailbox",
+            "submission_set_uid",
+            unique=True,
+            sqlite_where=text("status <> 'rejected' AND submission_set_uid <> ''"),
+            postgresql_where=text("status <> 'rejected' AND submission_set_uid <> ''"),
+        ),
+    )
 
 
 class DeliveryDocumentRow(Base):

@@ -124,3 +124,23 @@ def test_health_reports_the_inbox(xdr: SoapClient, xdr_node: Node) -> None:
     sub, docs = push_submission(RADIOLOGY)
     assert xdr.provide_and_register(sub, docs).status == v.RESPONSE_SUCCESS
     assert xdr_node.health()["inbox"] == {"new": 1, "pending_digests": 0}
+
+
+def test_a_push_that_raced_an_identical_one_is_answered_as_a_resend(
+    xdr: SoapClient, xdr_node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sub, docs = push_submission(RADIOLOGY)
+    assert xdr.provide_and_register(sub, docs).status == v.RESPONSE_SUCCESS
+    real = xdr_node.inbox.find_resent
+    calls: list[int] = []
+
+    def stale_once(mailbox: str, uid: str):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return None if len(calls) == 1 else real(mailbox, uid)  # the first check ran before the first commit
+
+    monkeypatch.setattr(xdr_node.inbox, "find_resent", stale_once)
+    assert xdr.provide_and_register(sub, docs).status == v.RESPONSE_SUCCESS
+    [d] = xdr_node.inbox.listing(status="all")
+    full = xdr_node.inbox.get(d.reference)
+    assert full is not None and [e.status for e in full.history] == [NEW, "re-sent"]
+    assert not [p for p in xdr_node.documents.staging_root.rglob("*.part")]

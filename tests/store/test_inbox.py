@@ -420,3 +420,33 @@ def test_crash_recovery_keeps_a_delivery_content(node: Node) -> None:
     assert not node.documents.exists(hashlib.sha256(dropped).hexdigest())
     leftovers = [p for p in node.documents.staging_root.rglob("*.part")]
     assert leftovers == []
+
+
+def test_a_concurrent_identical_push_is_refused_by_the_index_and_becomes_a_resend(node: Node) -> None:
+    from xds.recipient.model import AlreadyDelivered
+
+    first = _new_for_race("1.2.3.4.5.77")
+    node.inbox.add([(first, None)])
+    with pytest.raises(AlreadyDelivered):  # what a second worker that planned before the first commit gets
+        node.inbox.add([(first, None)])
+    [only] = node.inbox.listing(status="all")
+    node.inbox.set_status(only.reference, "rejected", "wrong patient")
+    node.inbox.add([(first, None)])  # once rejected, the same push is a new delivery
+    assert len(node.inbox.listing(status="all")) == 2
+
+
+def _new_for_race(ss_uid: str) -> NewDelivery:
+    return NewDelivery(
+        mailbox="inbox",
+        status="new",
+        transport="xdr",
+        sender="test",
+        patient_id="p^^^&1.2.3&ISO",
+        local_patient_id="p^^^&1.2.3&ISO",
+        message="",
+        urgent=False,
+        submission_set_uid=ss_uid,
+        recipients=(),
+        metadata_xml=b"<x/>",
+        documents=(),
+    )

@@ -36,7 +36,15 @@ from xds.model.messages import DocumentContent, ProvideAndRegisterRequest
 from xds.model.metadata import Submission, SubmissionSet
 from xds.model.rim import InternationalString
 from xds.recipient.addressing import IntendedRecipient, Mailbox, NoMailbox, route
-from xds.recipient.model import NEW, UNKNOWN_PATIENT, URGENT_SLOT, DeliveredDocument, Delivery, NewDelivery
+from xds.recipient.model import (
+    NEW,
+    UNKNOWN_PATIENT,
+    URGENT_SLOT,
+    AlreadyDelivered,
+    DeliveredDocument,
+    Delivery,
+    NewDelivery,
+)
 from xds.recipient.patients import match_patient
 from xds.recipient.ports import Inbox, PatientDirectory
 from xds.registry.patients import PatientPolicy
@@ -98,22 +106,39 @@ def receive(
     its history, and the import into the registry (which checks everything) decides. Documents must still match
     their entries, with matching size and hash.
     """
-    try:
-        planned = plan(req, ctx, transport=transport, sender=sender, mailbox=mailbox, strict=strict)
-    except BaseException:
-        ctx.files.discard(c for _, c in req.documents)
-        raise
-    return store(ctx, [planned], extra=(mailbox,) if mailbox else ())
+    for attempt in (1, 2):
+        try:
+            planned = plan(req, ctx, transport=transport, sender=sender, mailbox=mailbox, strict=strict)
+        except BaseException:
+            ctx.files.discard(c for _, c in req.documents)
+            raise
+        try:
+            return store(ctx, [planned], extra=(mailbox,) if mailbox else (), keep_on_race=attempt == 1)
+        except AlreadyDelivered:  # a concurrent identical push won: plan again, it is a re-send now
+            continue
+    raise AssertionError("unreachable: the second attempt stores or raises")
 
 
-def store(ctx: RecipientContext, plans: Sequence[Plan], *, extra: Sequence[Mailbox] = ()) -> Receipt:
+def store(
+    ctx: RecipientContext, plans: Sequence[Plan], *, extra: Sequence[Mailbox] = (), keep_on_race: bool = False
+) -> Receipt:
     """Store checked pushes (several: one XDM package's subsets) in one transaction, all or none: the documents
     are made durable first and published only after the commit; once committed nothing is deleted. Then the
-    deliveries of ``auto_import`` mailboxes (among the configured ones and ``extra``) are imported."""
+    deliveries of ``auto_import`` mailboxes (among the configured ones and ``extra``) are imported.
+
+    :class:`~xds.recipient.model.AlreadyDelivered` (a concurrent identical push committed first) keeps the staged
+    documents when ``keep_on_race`` (the caller plans again), else discards them and becomes XDSErrors."""
     contents = [c for p in plans for c in p.contents]
     try:
         ctx.files.sync(contents)
         stored = ctx.inbox.add([n for p in plans for n in p.news], notes=[r for p in plans for r in p.resent])
+    except AlreadyDelivered:
+        if keep_on_race:
+            raise
+        ctx.files.discard(contents)
+        raise XDSErrors(
+            [DuplicateUniqueIdInRegistry("the same SubmissionSet was delivered concurrently; send it again")]
+        ) from None
     except BaseException:
         ctx.files.discard(contents)
         raise

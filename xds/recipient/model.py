@@ -98,6 +98,11 @@ class Delivery:
         return self.status in OPEN_STATUSES
 
 
+class AlreadyDelivered(Exception):
+    """The same SubmissionSet reached the same mailbox in another request at the same time (the inbox's unique
+    index refused the second): check the push again, it is now a re-send."""
+
+
 def is_dicom(delivery: Delivery) -> bool:
     """True for a delivery of DICOM instances (a waiting study, or images pushed by XDR or XDM): it is filed as
     images (one manifest per study), not registered as documents."""
@@ -120,6 +125,7 @@ __all__ = [
     "TRANSPORT_XDR",
     "UNKNOWN_PATIENT",
     "URGENT_SLOT",
+    "AlreadyDelivered",
     "DeliveredDocument",
     "Delivery",
     "Event",

@@ -25,10 +25,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from registry_schema.tables import DeliveryDocumentRow, DeliveryEventRow, DeliveryRow, DigestRow
 from xds.recipient.model import (
     OPEN_STATUSES,
+    AlreadyDelivered,
     DeliveredDocument,
     Delivery,
     Event,
@@ -89,6 +91,20 @@ class SqlInbox:
         each joins its patient's open digest. ``notes`` are ``(reference, detail)`` "re-sent" events for
         earlier deliveries, in the same transaction. Hooks of :mod:`xds.store.hooks` run in it too."""
         now = at or datetime.now(UTC)
+        try:
+            return self._add(deliveries, notes, now)
+        except IntegrityError as exc:
+            message = str(exc.orig)
+            if "uq_delivery_resend" in message or "delivery.mailbox, delivery.submission_set_uid" in message:
+                raise AlreadyDelivered(message) from None  # the same push committed meanwhile
+            raise
+
+    def _add(
+        self,
+        deliveries: Sequence[tuple[NewDelivery, float | None]],
+        notes: Sequence[tuple[str, str]],
+        now: datetime,
+    ) -> list[Delivery]:
         stored: list[Delivery] = []
         with self._store.writing() as conn:
             for new, quiet_period in deliveries:

@@ -43,6 +43,15 @@ def upgrade() -> None:
     op.create_index("ix_delivery_mailbox", "delivery", ["mailbox"])
     op.create_index("ix_delivery_submission_set_uid", "delivery", ["submission_set_uid"])
     op.create_index("ix_delivery_digest_id", "delivery", ["digest_id"])
+    live = sa.text("status <> 'rejected' AND submission_set_uid <> ''")
+    op.create_index(
+        "uq_delivery_resend",
+        "delivery",
+        ["mailbox", "submission_set_uid"],
+        unique=True,
+        sqlite_where=live,
+        postgresql_where=live,
+    )
     op.create_table(
         "delivery_document",
         sa.Column("id", _KEY, autoincrement=True, nullable=False),
@@ -133,6 +142,7 @@ def downgrade() -> None:
     op.drop_index("ix_delivery_document_sha256", table_name="delivery_document")
     op.drop_index("ix_delivery_document_delivery_id", table_name="delivery_document")
     op.drop_table("delivery_document")
+    op.drop_index("uq_delivery_resend", table_name="delivery")
     op.drop_index("ix_delivery_digest_id", table_name="delivery")
     op.drop_index("ix_delivery_submission_set_uid", table_name="delivery")
     op.drop_index("ix_delivery_mailbox", table_name="delivery")
