@@ -30,7 +30,7 @@ from pathlib import Path
 
 from xds import vocabulary as v
 from xds.audit import transactions as audits
-from xds.audit.message import OUTCOME_SERIOUS_FAILURE, OUTCOME_SUCCESS, Code
+from xds.audit.message import Code
 from xds.audit.transactions import DocumentRef
 from xds.consent.model import PURPOSE_TREATMENT, Requester
 from xds.ebrim.decode import document_entry
@@ -45,7 +45,6 @@ from xds.recipient import iti41 as recipient
 from xds.recipient.addressing import mailbox_named
 from xds.recipient.model import Delivery
 from xds.registry import iti18
-from xds.store.audit import spool_record
 from xds.xdm.reader import Limits, XdmError, read_package
 from xds.xdm.writer import write_package
 
@@ -204,11 +203,9 @@ def _audit(
     submission_set: str = "",
     description: str = "",
 ) -> None:
-    message = audits.push_event(
-        node=node.audit_node,
-        type_code=kind,
-        time=datetime.now(UTC),
-        outcome=OUTCOME_SUCCESS if ok else OUTCOME_SERIOUS_FAILURE,
+    record = node.push_record(
+        kind,
+        ok=ok,
         export=export,
         peer=peer,
         patient_ids=patients,
@@ -216,7 +213,7 @@ def _audit(
         documents=documents,
         description=description[:500],
     )
-    node.audit.append([spool_record(message, kind.code)])
+    node.audit.append([record])
 
 
 __all__ = ["OPERATOR", "export_xdm", "import_xdm"]

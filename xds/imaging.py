@@ -481,22 +481,8 @@ def _wait(
             ),
             [],
         )
-    node.audit.append(
-        [
-            spool_record(
-                audits.push_event(
-                    node=node.audit_node,
-                    type_code=audits.DICOM_IMPORT,
-                    time=datetime.now(UTC),
-                    outcome=OUTCOME_SUCCESS,
-                    export=False,
-                    peer=sender,
-                    description=f"study {study_uid} waits as {', '.join(references)}: {why}"[:500],
-                ),
-                audits.DICOM_IMPORT.code,
-            )
-        ]
-    )
+    description = f"study {study_uid} waits as {', '.join(references)}: {why}"[:500]
+    node.audit.append([node.push_record(audits.DICOM_IMPORT, peer=sender, description=description)])
     return references
 
 
@@ -562,19 +548,7 @@ def accept_study(node: Node, reference: str, patient: str, *, confirmed: bool = 
     if len(studies) != 1:
         raise ValueError(f"delivery {reference} holds {len(studies)} studies: import them with xds dicom ingest")
     detail = f"filed under patient {patient} as study {next(iter(studies))}"
-    record = spool_record(
-        audits.push_event(
-            node=node.audit_node,
-            type_code=audits.INBOX_ACCEPT,
-            time=datetime.now(UTC),
-            outcome=OUTCOME_SUCCESS,
-            export=False,
-            peer=delivery.sender,
-            patient_ids=(patient,),
-            submission_set_id=delivery.submission_set_uid,
-            description=f"{reference}: {detail}",
-        )
-    )
+    record = node.inbox_record(audits.INBOX_ACCEPT, delivery, patient, f"{reference}: {detail}")
 
     def settle(conn: Connection) -> None:
         node.inbox.set_status(reference, ACCEPTED, detail, local_patient_id=patient, conn=conn)

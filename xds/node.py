@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +20,8 @@ from sqlalchemy import Connection, Engine, text
 
 from registry_schema import migrate
 from xds.audit import transactions as audits
-from xds.audit.message import OUTCOME_SUCCESS, Code
-from xds.audit.transactions import AuditNode
+from xds.audit.message import OUTCOME_SERIOUS_FAILURE, OUTCOME_SUCCESS, Code
+from xds.audit.transactions import AuditNode, DocumentRef
 from xds.codelists import CodeLists, parse_codes_xml
 from xds.config import ConfigError, Settings
 from xds.consent.gate import Gate
@@ -328,7 +328,7 @@ class Node:
             detail = f"reconciled to patient {local} (sender's id {delivery.patient_id or 'none'}) and imported"
         else:
             detail = f"imported for patient {local}"
-        record = self._inbox_record(audits.INBOX_ACCEPT, delivery, local, f"{reference}: {detail}")
+        record = self.inbox_record(audits.INBOX_ACCEPT, delivery, local, f"{reference}: {detail}")
         done: list[bool] = []
 
         def settle(conn: Connection) -> None:
@@ -358,20 +358,43 @@ class Node:
         assert found is not None
         return found
 
-    def _inbox_record(self, kind: Code, delivery: Delivery, patient: str, description: str) -> SpoolRecord:
+    def push_record(
+        self,
+        kind: Code,
+        *,
+        ok: bool = True,
+        export: bool = False,
+        peer: str = "",
+        patient_ids: Sequence[str] = (),
+        submission_set_id: str = "",
+        documents: Sequence[DocumentRef] = (),
+        description: str = "",
+        event: str = "",
+    ) -> SpoolRecord:
+        """The audit record of one step of a push, an import or an export, by this node now
+        (:func:`~xds.audit.transactions.push_event`); ``event`` names it in the spool (default ``kind``'s code)."""
+        message = audits.push_event(
+            node=self.audit_node,
+            type_code=kind,
+            time=datetime.now(UTC),
+            outcome=OUTCOME_SUCCESS if ok else OUTCOME_SERIOUS_FAILURE,
+            export=export,
+            peer=peer,
+            patient_ids=patient_ids,
+            submission_set_id=submission_set_id,
+            documents=documents,
+            description=description,
+        )
+        return spool_record(message, event or kind.code)
+
+    def inbox_record(self, kind: Code, delivery: Delivery, patient: str, description: str) -> SpoolRecord:
         """The audit record of a decision on a delivery (accept, reject) by this node's operator."""
-        return spool_record(
-            audits.push_event(
-                node=self.audit_node,
-                type_code=kind,
-                time=datetime.now(UTC),
-                outcome=OUTCOME_SUCCESS,
-                export=False,
-                peer=delivery.sender,
-                patient_ids=(patient,),
-                submission_set_id=delivery.submission_set_uid,
-                description=description,
-            )
+        return self.push_record(
+            kind,
+            peer=delivery.sender,
+            patient_ids=(patient,),
+            submission_set_id=delivery.submission_set_uid,
+            description=description,
         )
 
     def reject_delivery(self, reference: str, reason: str) -> Delivery:
@@ -382,7 +405,7 @@ class Node:
         if not reason.strip():
             raise ValueError("a rejection needs a reason")
         patient = delivery.local_patient_id or delivery.patient_id
-        record = self._inbox_record(audits.INBOX_REJECT, delivery, patient, f"{reference}: rejected")
+        record = self.inbox_record(audits.INBOX_REJECT, delivery, patient, f"{reference}: rejected")
         with self.store.writing() as conn:
             self.inbox.set_status(reference, REJECTED, f"rejected: {reason.strip()}", conn=conn)
             self.audit.append([record], conn=conn)

@@ -33,14 +33,13 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 from xds import vocabulary as v
 from xds.audit import transactions as audits
-from xds.audit.message import OUTCOME_SERIOUS_FAILURE, OUTCOME_SUCCESS, Code
+from xds.audit.message import Code
 from xds.client import ClientError, SoapClient, SoapFaultError
 from xds.communities import SOURCE_DATABASE, Community, community_from_mapping
 from xds.mail.messages import xdm_message
@@ -52,7 +51,6 @@ from xds.model.rim import Slot, text
 from xds.node import Node
 from xds.recipient.model import DICOM_MIME, URGENT_SLOT
 from xds.security.tls import client_context
-from xds.store.audit import spool_record
 from xds.store.pushes import Push, SqlPushes
 from xds.xdm.writer import write_package
 
@@ -357,18 +355,17 @@ def _audit(
 ) -> None:
     ss = sub.submission_sets[0]
     kind = kind or (audits.ITI_80 if entry.push_transaction == "ITI-80" else audits.ITI_41)
-    message = audits.push_event(
-        node=node.audit_node,
-        type_code=kind,
-        time=datetime.now(UTC),
-        outcome=OUTCOME_SUCCESS if ok else OUTCOME_SERIOUS_FAILURE,
+    record = node.push_record(
+        kind,
+        ok=ok,
         export=True,
         peer=peer or entry.push_url or entry.xdm_email,
         patient_ids=(str(ss.patient_id),) if ss.patient_id else (),
         submission_set_id=ss.unique_id,
         description=description,
+        event=f"push {kind.code}",
     )
-    node.audit.append([spool_record(message, f"push {kind.code}")])
+    node.audit.append([record])
 
 
 __all__ = [

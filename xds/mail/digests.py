@@ -25,15 +25,13 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 
 from xds.audit import transactions as audits
-from xds.audit.message import OUTCOME_SERIOUS_FAILURE, OUTCOME_SUCCESS
 from xds.mail.messages import digest_message
 from xds.mail.send import MailError, send_message
 from xds.mail.settings import SmtpSettings
 from xds.node import Node
-from xds.store.audit import spool_record
 from xds.store.inbox import DueDigest
 
 log = logging.getLogger("xds.mail")
@@ -107,18 +105,16 @@ class DigestSender:
 
     def _audit(self, digest: DueDigest, *, ok: bool, description: str) -> None:
         patient = "" if digest.patient_key.startswith("sender:") else digest.patient_key
-        message = audits.push_event(
-            node=self.node.audit_node,
-            type_code=audits.NOTIFICATION,
-            time=datetime.now(UTC),
-            outcome=OUTCOME_SUCCESS if ok else OUTCOME_SERIOUS_FAILURE,
+        record = self.node.push_record(
+            audits.NOTIFICATION,
+            ok=ok,
             export=True,
             peer=f"smtp://{self.smtp.host}:{self.smtp.port}",
             patient_ids=(patient,) if patient else (),
             description=description,
         )
         try:
-            self.node.audit.append([spool_record(message, audits.NOTIFICATION.code)])
+            self.node.audit.append([record])
         except Exception:
             log.exception("the audit record of notification digest %d could not be kept", digest.id)
 
