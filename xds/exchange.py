@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,13 +37,14 @@ from xds.ebrim.parser import parse_xml
 from xds.errors import XDSError
 from xds.model.hl7 import CX, DTM
 from xds.model.messages import DocumentContent, ProvideAndRegisterRequest, QueryParameter, StoredQueryRequest
-from xds.model.metadata import Association, Submission, SubmissionSet
-from xds.model.rim import Slot, text
+from xds.model.metadata import Submission, SubmissionSet
+from xds.model.rim import text
 from xds.node import Node
 from xds.recipient import iti41 as recipient
 from xds.recipient.addressing import mailbox_named
 from xds.recipient.model import Delivery
 from xds.registry import iti18
+from xds.samples import has_member
 from xds.xdm.reader import Limits, XdmError, read_package
 from xds.xdm.writer import write_package
 
@@ -74,7 +74,7 @@ def import_xdm(
             for subset in subsets:
                 documents: list[tuple[str, DocumentContent]] = []
                 for entry_id, path in subset.documents.items():
-                    content = node.documents.stage_bytes(_chunks(path))
+                    content = node.documents.stage_file(path)
                     staged.append(content)
                     documents.append((entry_id, content))
                 request = ProvideAndRegisterRequest(submission=subset.submission, documents=tuple(documents))
@@ -117,12 +117,6 @@ def import_xdm(
     return stored
 
 
-def _chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        while chunk := fh.read(size):
-            yield chunk
-
-
 def export_xdm(node: Node, patient: str, out: Path, *, requester: Requester = OPERATOR) -> int:
     """Write the patient's approved documents into an XDM package at ``out``; the number of documents.
 
@@ -157,16 +151,7 @@ def export_xdm(node: Node, patient: str, out: Path, *, requester: Requester = OP
         title=text("XDM export"),
     )
     fresh = [dataclasses.replace(e, id="urn:uuid:" + str(uuid.uuid4()), lid="", status="", home="") for e in entries]
-    members = tuple(
-        Association(
-            id="urn:uuid:" + str(uuid.uuid4()),
-            association_type=v.HAS_MEMBER,
-            source=ss.id,
-            target=e.id,
-            extra_slots=(Slot(name="SubmissionSetStatus", values=(v.SS_STATUS_REFERENCE,)),),
-        )
-        for e in fresh
-    )
+    members = tuple(has_member(ss.id, e.id, status=v.SS_STATUS_REFERENCE) for e in fresh)
     submission = Submission(submission_sets=(ss,), document_entries=tuple(fresh), associations=members)
     files = {
         e.id: node.documents.path(held[old.unique_id].content.sha256) for e, old in zip(fresh, entries, strict=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import BytesIO
@@ -80,12 +80,6 @@ class Ingested:
     manifest_unique_id: str
     replaced: str
     bsn_bucket: str
-
-
-def _chunks(path: Path, size: int = 1024 * 1024) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        while chunk := fh.read(size):
-            yield chunk
 
 
 def ingest(
@@ -490,11 +484,9 @@ def _waiting_request(
     node: Node, study_uid: str, members: list[Scanned], sender: str, why: str
 ) -> ProvideAndRegisterRequest:
     """A received study as a limited-metadata submission: one DocumentEntry per instance, the files unchanged."""
-    import uuid
-
-    from xds import vocabulary as v
-    from xds.model.metadata import Association, DocumentEntry, Submission, SubmissionSet
-    from xds.model.rim import Slot, text
+    from xds.model.metadata import DocumentEntry, Submission, SubmissionSet
+    from xds.model.rim import text
+    from xds.samples import has_member
 
     now = DTM(datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
     ss = SubmissionSet(
@@ -514,16 +506,8 @@ def _waiting_request(
                 id=de_id, mime_type="application/dicom", unique_id=s.record.sop_instance_uid, limited_metadata=True
             )
         )
-        documents.append((de_id, node.documents.stage_bytes(_chunks(s.path))))
-        associations.append(
-            Association(
-                id=f"urn:uuid:{uuid.uuid4()}",
-                association_type=v.HAS_MEMBER,
-                source=ss.id,
-                target=de_id,
-                extra_slots=(Slot(name="SubmissionSetStatus", values=(v.SS_STATUS_ORIGINAL,)),),
-            )
-        )
+        documents.append((de_id, node.documents.stage_file(s.path)))
+        associations.append(has_member(ss.id, de_id))
     submission = Submission(submission_sets=(ss,), document_entries=tuple(entries), associations=tuple(associations))
     return ProvideAndRegisterRequest(submission=submission, documents=tuple(documents))
 

@@ -40,7 +40,8 @@ from xds.dicom.kos import KOS_SOP_CLASS, InstanceRef, SeriesRef, StudyManifest
 from xds.dicom.records import InstanceRecord
 from xds.model.hl7 import CX, DTM
 from xds.model.metadata import Association, Code, DocumentEntry, Submission, SubmissionSet
-from xds.model.rim import Slot, text
+from xds.model.rim import text
+from xds.samples import has_member
 
 MAX_FILES: Final = 100_000
 """Files scanned in one ingest at most."""
@@ -251,15 +252,7 @@ def manifest_submission(
         content_type_code=defaults.content_type_code,
         title=text("Imaging study manifest"),
     )
-    associations = [
-        Association(
-            id=f"urn:uuid:{uuid.uuid4()}",
-            association_type=v.HAS_MEMBER,
-            source=ss_id,
-            target=de_id,
-            extra_slots=(Slot(name="SubmissionSetStatus", values=(v.SS_STATUS_ORIGINAL,)),),
-        )
-    ]
+    associations = [has_member(ss_id, de_id)]
     if replaces:
         associations.append(
             Association(id=f"urn:uuid:{uuid.uuid4()}", association_type=v.RPLC, source=de_id, target=replaces)

@@ -161,6 +161,16 @@ class FileDocumentStore:
             shutil.copyfile(source, staged)
         return DocumentContent(ref=str(staged), size=size, sha1=sha1, sha256=sha256)
 
+    def stage_file(self, path: Path) -> DocumentContent:
+        """Stage a copy of the file at ``path`` (read in chunks: an extracted XDM document, a DICOM instance)."""
+
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(READ_CHUNK):
+                    yield chunk
+
+        return self.stage_bytes(chunks())
+
     @staticmethod
     def sync(contents: Iterable[DocumentContent]) -> None:
         """fsync staged files: their bytes are on disk before the registry commits."""
