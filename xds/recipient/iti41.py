@@ -25,6 +25,7 @@ ITI TF-2 §3.41.4.1.3 (Document Recipient expected actions), ITI TF-3 §4.2.3.3.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,11 +49,17 @@ from xds.recipient.model import (
 from xds.recipient.patients import match_patient
 from xds.recipient.ports import Inbox, PatientDirectory
 from xds.registry.patients import PatientPolicy
+from xds.repository import iti41 as repository_iti41
 from xds.repository.iti41 import prepare
 from xds.repository.ports import DocumentFiles
 from xds.validation import Rules, validate_submission
 
 log = logging.getLogger("xds.recipient")
+
+TRANSACTION: Final = dataclasses.replace(
+    repository_iti41.TRANSACTION, title="Provide and Register Document Set-b (XDR)"
+)
+"""ITI-41 as the Document Recipient answers it: the repository's message, action and MTOM."""
 
 RULES = Rules(allow_limited_metadata=True, require_repository_fields=False)
 """A recipient's metadata rules: full or limited metadata; hash, size and repositoryUniqueId are its to fill."""
@@ -294,4 +301,4 @@ def _auto_import(ctx: RecipientContext, d: Delivery) -> None:
             log.exception("could not note the failed import of %s", d.reference)
 
 
-__all__ = ["RULES", "Plan", "Receipt", "RecipientContext", "is_urgent", "plan", "receive", "store"]
+__all__ = ["RULES", "TRANSACTION", "Plan", "Receipt", "RecipientContext", "is_urgent", "plan", "receive", "store"]

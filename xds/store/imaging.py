@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 from registry_schema.tables import ImagingInstanceRow, ImagingStudyRow
 from xds.dicom.records import InstanceRecord, StudyRecord
 from xds.store.inbox import stamp
-from xds.store.sql import SqlRegistryStore, _chunks
+from xds.store.sql import SqlRegistryStore, in_chunks
 
 STUDY = cast(Table, ImagingStudyRow.__table__)
 INST = cast(Table, ImagingInstanceRow.__table__)
@@ -41,7 +41,7 @@ class SqlImaging:
             now = stamp(datetime.now(UTC))
             uids = [i.sop_instance_uid for i in instances]
             known: dict[str, str] = {}
-            for chunk in _chunks(uids, 500):
+            for chunk in in_chunks(uids, 500):
                 known.update(
                     {
                         r.sop_instance_uid: r.sha256
@@ -140,7 +140,7 @@ class SqlImaging:
         """The stored instances among ``sop_instance_uids``."""
         found: dict[str, InstanceRecord] = {}
         with self._store.engine.connect() as conn:
-            for chunk in _chunks(list(sop_instance_uids), 500):
+            for chunk in in_chunks(list(sop_instance_uids), 500):
                 found.update(
                     {
                         r.sop_instance_uid: _instance(r)
@@ -169,7 +169,7 @@ class SqlImaging:
         """Which of these content addresses a stored instance uses (crash recovery)."""
         found: set[str] = set()
         with self._store.engine.connect() as conn:
-            for chunk in _chunks(list(sha256s), 500):
+            for chunk in in_chunks(list(sha256s), 500):
                 found |= {r[0] for r in conn.execute(select(INST.c.sha256).where(INST.c.sha256.in_(chunk)).distinct())}
         return found
 

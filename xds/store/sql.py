@@ -283,7 +283,8 @@ class SqlTx:
             self.conn.execute(insert(RD), rows)
 
 
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+def in_chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of at most ``size`` (bounded IN lists)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -400,13 +401,13 @@ class SqlRegistryStore:
             return {}
         found: dict[int, tuple[str, str]] = {}
         with self._reader.connect() as conn:
-            for chunk in _chunks(list(ids), 500):
+            for chunk in in_chunks(list(ids), 500):
                 rows = conn.execute(
                     select(RO.c.seq, RO.c.id, RO.c.patient_id).where(RO.c.id.in_(chunk), RO.c.patient_id.is_not(None))
                 )
                 found.update({int(r.seq): (r.id, r.patient_id) for r in rows})
             categories: dict[int, str] = {}
-            for seqs in _chunks(list(found), 500):
+            for seqs in in_chunks(list(found), 500):
                 codes = conn.execute(
                     select(OC.c.object_seq, OC.c.value).where(OC.c.object_seq.in_(seqs), OC.c.scheme == v.DE_CLASS_CODE)
                 )
@@ -578,4 +579,4 @@ class SqlRegistryStore:
             return default
 
 
-__all__ = ["SqlRegistryStore", "SqlTx", "make_engine"]
+__all__ = ["SqlRegistryStore", "SqlTx", "in_chunks", "make_engine"]

@@ -8,7 +8,6 @@ The sender a delivery names is the requester's organisation (XUA or client certi
 
 from __future__ import annotations
 
-from xds import vocabulary as v
 from xds.audit import transactions as tx
 from xds.consent.model import Requester
 from xds.ebrim import messages
@@ -16,20 +15,10 @@ from xds.model.messages import RegistryResponse
 from xds.node import Node
 from xds.recipient import iti41
 from xds.recipient.model import TRANSPORT_XDR
-from xds.registry.transactions import Transaction
 from xds.soap.wsdl import recipient_wsdl
 from xds.web import audits
 from xds.web.repository import provide_request
 from xds.web.soap import Operation, SoapActor, SoapRequest, node_actor
-
-TRANSACTION = Transaction(
-    id="ITI-41",
-    title="Provide and Register Document Set-b (XDR)",
-    action=v.ACTION_PROVIDE_AND_REGISTER,
-    response_action=v.ACTION_PROVIDE_AND_REGISTER_RESPONSE,
-    mtom=True,
-    is_query=False,
-)
 
 
 def sender_of(req: SoapRequest) -> str:
@@ -58,7 +47,7 @@ def recipient_actor(node: Node) -> SoapActor:
         "Document Recipient",
         [
             Operation(
-                TRANSACTION,
+                iti41.TRANSACTION,
                 provide,
                 messages.registry_failure,
                 audits.submission(node, tx.provide_and_register),
@@ -70,4 +59,4 @@ def recipient_actor(node: Node) -> SoapActor:
     )
 
 
-__all__ = ["TRANSACTION", "recipient_actor", "sender_of"]
+__all__ = ["recipient_actor", "sender_of"]
