@@ -3,7 +3,7 @@
 and how well senders put the BSN into DICOM (the same database as the node started with ``--config``).
 
 Exit status: 0 done; 1 refused (no DICOM file, an unknown patient, a conflicting instance, the registry refused
-a manifest); 2 usage error.
+a manifest); 2 usage error (an unknown mailbox too, :mod:`xds.cli_report`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from xds.cli_report import REPORTED, report_failure
 from xds.config import Settings
-from xds.errors import XDSError
 
 _WithConfig = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
 BUCKETS = ("correct", "wrong-tag", "bad-check", "inconsistent", "missing")
@@ -110,13 +110,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         for reason in skipped:
             print(f"skipped {reason}", file=sys.stderr)
         return 0
-    except XDSError as exc:
-        for item in exc.items():
-            print(f"xds: {item.error_code}: {item.code_context}", file=sys.stderr)
-        return 1
-    except (ValueError, OSError) as exc:
-        print(f"xds: {exc}", file=sys.stderr)
-        return 1
+    except REPORTED as exc:
+        return report_failure(exc)
     finally:
         node.close()
 

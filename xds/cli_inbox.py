@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xds.cli_report import REPORTED, report_failure
 from xds.config import Settings
-from xds.errors import XDSError
 from xds.recipient.model import STATUSES, Delivery
 
 if TYPE_CHECKING:
@@ -92,16 +91,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "xdm":
             return _xdm(args, node)
         return _inbox(args, node)
-    except KeyError as exc:
-        print(f"xds: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
-    except XDSError as exc:
-        for item in exc.items():
-            print(f"xds: {item.error_code}: {item.code_context}", file=sys.stderr)
-        return 1
-    except (ValueError, OSError) as exc:
-        print(f"xds: {exc}", file=sys.stderr)
-        return 1
+    except REPORTED as exc:
+        return report_failure(exc)
     finally:
         node.close()
 
